@@ -1,0 +1,119 @@
+package ports
+
+import (
+	"context"
+	"time"
+
+	"github.com/samplero/samplero/core/licensing/license"
+)
+
+// Page asks for one page of a list: at most Limit rows (1..200, default 50) after the opaque Cursor.
+type Page struct {
+	Limit  int
+	Cursor string
+}
+
+// LicenseFilter narrows ListLicenses. Empty fields do not filter.
+type LicenseFilter struct {
+	Product    string
+	Status     license.LicenseStatus // stored status
+	OwnerEmail string
+	Page
+}
+
+// ActivationFilter narrows ListActivations. Empty fields do not filter.
+type ActivationFilter struct {
+	LicenseID   string
+	Status      license.ActivationStatus
+	Fingerprint string
+	Page
+}
+
+// Every repository method takes part in the transaction carried by ctx (see Tx) when there is one.
+// Lookups of a missing row return errs.NotFound with code NOT_FOUND. Records are returned by value:
+// changing one changes nothing until Update.
+
+// ProductRepo stores product policies.
+type ProductRepo interface {
+	// Upsert creates or replaces the product with this slug.
+	Upsert(ctx context.Context, p license.ProductRecord) error
+	Get(ctx context.Context, slug string) (license.ProductRecord, error)
+	List(ctx context.Context) ([]license.ProductRecord, error)
+}
+
+// LicenseRepo stores licenses.
+type LicenseRepo interface {
+	// Insert adds a license. A duplicate id or key hash is errs.Conflict code CONFLICT.
+	Insert(ctx context.Context, l license.LicenseRecord) error
+	Get(ctx context.Context, id string) (license.LicenseRecord, error)
+	// GetForUpdate loads the license and locks its row until the transaction in ctx ends, so that
+	// every use case that counts seats on a license runs one after the other. Requires a transaction.
+	GetForUpdate(ctx context.Context, id string) (license.LicenseRecord, error)
+	ByKeyHash(ctx context.Context, hash []byte) (license.LicenseRecord, error)
+	// Update writes every field of l (by ID).
+	Update(ctx context.Context, l license.LicenseRecord) error
+	// List returns a page ordered by creation (newest first) and the cursor of the next page ("" at the end).
+	List(ctx context.Context, f LicenseFilter) ([]license.LicenseRecord, string, error)
+}
+
+// ActivationRepo stores activations.
+type ActivationRepo interface {
+	// Insert adds an activation. A second active activation with the same (license, fingerprint) is
+	// refused by a unique index as errs.Conflict code ACTIVATION_EXISTS: the last line of defence
+	// behind the license row lock.
+	Insert(ctx context.Context, a license.ActivationRecord) error
+	Get(ctx context.Context, id string) (license.ActivationRecord, error)
+	Update(ctx context.Context, a license.ActivationRecord) error
+	// ActiveByFingerprint returns the active activation of this device on this license.
+	ActiveByFingerprint(ctx context.Context, licenseID, fingerprint string) (license.ActivationRecord, error)
+	// ActiveByThumbprint returns the active activation holding this device key.
+	ActiveByThumbprint(ctx context.Context, thumbprint string) (license.ActivationRecord, error)
+	// SeatHolders returns the activations of a license that may hold a seat at now: every active one,
+	// and every ended one whose SeatHeldUntil is after now. Its cost does not grow with ended ones.
+	SeatHolders(ctx context.Context, licenseID string, now time.Time) ([]license.ActivationRecord, error)
+	// TransfersSince counts the license's activations with FreedByTransfer whose EndedAt is after since.
+	TransfersSince(ctx context.Context, licenseID string, since time.Time) (int, error)
+	List(ctx context.Context, f ActivationFilter) ([]license.ActivationRecord, string, error)
+}
+
+// CertificateRepo stores device certificates.
+type CertificateRepo interface {
+	Insert(ctx context.Context, c license.CertificateRecord) error
+	// BySerial looks a certificate up by its canonical serial.
+	BySerial(ctx context.Context, serial string) (license.CertificateRecord, error)
+	Update(ctx context.Context, c license.CertificateRecord) error
+	ListByActivation(ctx context.Context, activationID string) ([]license.CertificateRecord, error)
+}
+
+// ClaimRepo stores first-activation claims.
+type ClaimRepo interface {
+	Insert(ctx context.Context, c license.ClaimRecord) error
+	Get(ctx context.Context, id string) (license.ClaimRecord, error)
+	Update(ctx context.Context, c license.ClaimRecord) error
+	// OpenByLicense returns the license's pending claims whose ExpiresAt is after now.
+	OpenByLicense(ctx context.Context, licenseID string, now time.Time) ([]license.ClaimRecord, error)
+	// OpenByThumbprint returns the pending, unexpired claim holding this key, if any.
+	OpenByThumbprint(ctx context.Context, thumbprint string, now time.Time) (license.ClaimRecord, error)
+	ByTokenHash(ctx context.Context, hash []byte) (license.ClaimRecord, error)
+}
+
+// AdminToken is an admin API token as stored: only its hash.
+type AdminToken struct {
+	ID        string
+	Name      string
+	Hash      []byte // SHA-256 of the token
+	CreatedAt time.Time
+}
+
+// AdminTokenRepo stores admin API tokens.
+type AdminTokenRepo interface {
+	Insert(ctx context.Context, t AdminToken) error
+	ByHash(ctx context.Context, hash []byte) (AdminToken, error)
+}
+
+// Migrator applies the embedded schema migrations.
+type Migrator interface {
+	Up(ctx context.Context) error
+	Down(ctx context.Context) error // rolls back the last group
+	Status(ctx context.Context) (string, error)
+}

@@ -1,0 +1,3 @@
+module github.com/samplero/samplero/sdk/go
+
+go 1.26
