@@ -119,8 +119,3 @@ type Processes interface {
 	// SendEmail starts the e-mail delivery workflow for msg (workflow ID email/<msg.ID>).
 	SendEmail(ctx context.Context, msg EmailMessage) error
 }
-
-// IDs makes prefixed random identifiers (lic_…, act_…, clm_…).
-type IDs interface {
-	New(prefix string) string
-}
