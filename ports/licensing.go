@@ -58,6 +58,9 @@ type ActivationGrant struct {
 	Lease               string
 	HeartbeatInterval   time.Duration
 	GracePeriod         time.Duration
+	// MTLSURL is the mtls_url of the answer: the device base URL with mutual TLS, from the
+	// licensing service's configuration.
+	MTLSURL string
 }
 
 // PendingClaim is the 202 body of activate and bootstrap.

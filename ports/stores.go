@@ -43,13 +43,17 @@ type ProductRepo interface {
 
 // LicenseRepo stores licenses.
 type LicenseRepo interface {
-	// Insert adds a license. A duplicate id or key hash is errs.Conflict code CONFLICT.
+	// Insert adds a license. A duplicate id, key hash or (non-empty) idempotency key is errs.Conflict
+	// code CONFLICT.
 	Insert(ctx context.Context, l license.LicenseRecord) error
 	Get(ctx context.Context, id string) (license.LicenseRecord, error)
 	// GetForUpdate loads the license and locks its row until the transaction in ctx ends, so that
 	// every use case that counts seats on a license runs one after the other. Requires a transaction.
 	GetForUpdate(ctx context.Context, id string) (license.LicenseRecord, error)
 	ByKeyHash(ctx context.Context, hash []byte) (license.LicenseRecord, error)
+	// ByIdempotencyKey returns the license inserted with this IdempotencyKey (unique when set);
+	// NOT_FOUND when there is none or key is "".
+	ByIdempotencyKey(ctx context.Context, key string) (license.LicenseRecord, error)
 	// Update writes every field of l (by ID).
 	Update(ctx context.Context, l license.LicenseRecord) error
 	// List returns a page ordered by creation (newest first) and the cursor of the next page ("" at the end).

@@ -99,6 +99,9 @@ type LicenseRecord struct {
 	ExpiresAt      *time.Time
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
+	// IdempotencyKey is the key the license was created with ("" = none). Unique when set, so a
+	// retried CreateLicense finds the license it created first (LicenseRepo.ByIdempotencyKey).
+	IdempotencyKey string
 }
 
 // ActivationRecord is one device slot.

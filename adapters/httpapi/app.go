@@ -1,0 +1,188 @@
+// Package httpapi is the Fiber adapter of the device API (PROTOCOL.md sections 2, 3 and 6), the admin
+// API (section 9), health, readiness and metrics. It parses requests, runs the checks of section 2 in
+// their order, calls ports.Licensing, renders the answer and signs every device response.
+//
+// One app serves both listeners: the plain HTTP listener and the TLS device listener (where the
+// client certificate comes from the TLS connection state). Errors are mapped to RFC 9457 problems in
+// exactly one place (errorHandler).
+package httpapi
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/samplero/samplero/ports"
+)
+
+// Deps are the ports and settings the HTTP adapter needs. Licensing, Keys, Nonces and Clock are
+// required; Limiter is required when rate limits are enabled; AdminTokens is required for the admin
+// API (without it every admin call answers 401).
+type Deps struct {
+	Licensing   ports.Licensing
+	Keys        ports.ServerKeys
+	Issuer      ports.CertificateIssuer
+	Nonces      ports.NonceStore
+	Limiter     ports.RateLimiter
+	AdminTokens ports.AdminTokenRepo
+	Clock       ports.Clock
+	// Ready reports whether the process can serve (database, replay store, …); nil means always ready.
+	Ready  func(ctx context.Context) error
+	Logger *slog.Logger
+	// Registry receives the adapter's collectors and is served at /metrics; nil creates a private one.
+	Registry *prometheus.Registry
+	// OnServerError is told about every 5xx answer and recovered panic (Sentry); may be nil.
+	OnServerError func(ctx context.Context, err error)
+	Config        Config
+}
+
+// RateLimits configures the limits of the device API. The per-address limit runs before anything
+// else; the per-license and per-activation limits run after the checks of section 2.
+type RateLimits struct {
+	Enabled       bool
+	PerAddress    ports.Limit
+	PerLicense    ports.Limit
+	PerActivation ports.Limit
+}
+
+// Config holds the adapter's settings; start from DefaultConfig.
+type Config struct {
+	// RequireMTLS refuses validate, heartbeat, deactivate and renew without a client certificate.
+	RequireMTLS bool
+	RateLimits  RateLimits
+	// TrustedProxies are the peer addresses whose X-Forwarded-For and (with ProxyToken) X-Client-Cert
+	// headers are believed. Empty: no proxy is trusted and both headers are ignored.
+	TrustedProxies []netip.Prefix
+	// ProxyToken must equal the X-Proxy-Token header of a trusted proxy for X-Client-Cert to count.
+	// Empty: X-Client-Cert is ignored.
+	ProxyToken string
+	// PublicPathPrefix is the prefix a proxy strips from device paths before they reach us; it is put
+	// back in front of the path the signatures cover.
+	PublicPathPrefix string
+	// ReplayTTL is how long a (keyid, nonce) pair is remembered (PROTOCOL.md: 600 s).
+	ReplayTTL time.Duration
+	// MTLSURL is the device base URL of the TLS listener, returned as mtls_url by activate when the
+	// licensing service's grant does not name one; "" = null.
+	MTLSURL string
+	// BodyLimit is the largest body Fiber reads at all; device bodies above httpsig.MaxBodyBytes but
+	// below it get the signed 413 of the protocol.
+	BodyLimit int
+}
+
+// DefaultConfig returns the production defaults: mTLS required, rate limits on, no trusted proxy.
+func DefaultConfig() Config {
+	return Config{
+		RequireMTLS: true,
+		RateLimits: RateLimits{
+			Enabled:       true,
+			PerAddress:    ports.Limit{Max: 300, Window: time.Minute},
+			PerLicense:    ports.Limit{Max: 120, Window: time.Minute},
+			PerActivation: ports.Limit{Max: 60, Window: time.Minute},
+		},
+		ReplayTTL: 600 * time.Second,
+		BodyLimit: 1 << 20,
+	}
+}
+
+// api carries the dependencies of every handler.
+type api struct {
+	deps    Deps
+	cfg     Config
+	log     *slog.Logger
+	metrics *metrics
+}
+
+// New builds the app with every route of this adapter. It fails when a required dependency is
+// missing or the active server key cannot sign responses (Ed25519 is the only response algorithm).
+func New(deps Deps) (*fiber.App, error) {
+	switch {
+	case deps.Licensing == nil:
+		return nil, errors.New("httpapi: Licensing is required")
+	case deps.Keys == nil:
+		return nil, errors.New("httpapi: Keys is required")
+	case deps.Nonces == nil:
+		return nil, errors.New("httpapi: Nonces is required")
+	case deps.Clock == nil:
+		return nil, errors.New("httpapi: Clock is required")
+	case deps.Issuer == nil:
+		return nil, errors.New("httpapi: Issuer is required")
+	case deps.Config.RateLimits.Enabled && deps.Limiter == nil:
+		return nil, errors.New("httpapi: Limiter is required when rate limits are enabled")
+	}
+	kid, signer := deps.Keys.Active()
+	if kid == "" || signer == nil {
+		return nil, errors.New("httpapi: Keys has no active key")
+	}
+	if _, ok := signer.(ed25519.PrivateKey); !ok {
+		return nil, fmt.Errorf("httpapi: the active server key %q is a %T, not an ed25519.PrivateKey", kid, signer)
+	}
+	cfg := deps.Config
+	if cfg.ReplayTTL <= 0 {
+		cfg.ReplayTTL = 600 * time.Second
+	}
+	if cfg.BodyLimit <= 0 {
+		cfg.BodyLimit = 1 << 20
+	}
+	if deps.Registry == nil {
+		deps.Registry = prometheus.NewRegistry()
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	m, err := newMetrics(deps.Registry)
+	if err != nil {
+		return nil, err
+	}
+	a := &api{deps: deps, cfg: cfg, log: deps.Logger, metrics: m}
+
+	app := fiber.New(fiber.Config{
+		AppName:               "samplero",
+		DisableStartupMessage: true,
+		BodyLimit:             cfg.BodyLimit,
+		ErrorHandler:          a.errorHandler,
+		ReadTimeout:           30 * time.Second,
+		WriteTimeout:          30 * time.Second,
+		IdleTimeout:           120 * time.Second,
+		// Bodies are read raw (c.Request().Body()): Fiber must not decode Content-Encoding, which the
+		// device API refuses anyway.
+	})
+	a.routes(app)
+	return app, nil
+}
+
+// routes lists every route of the adapter on one screen.
+func (a *api) routes(app *fiber.App) {
+	app.Use(a.edge) // request id, access log, metrics, panic recovery, error rendering
+
+	app.Get("/healthz", a.healthz)
+	app.Get("/readyz", a.readyz)
+	app.Get("/metrics", a.metricsHandler())
+
+	// Device API (PROTOCOL.md section 6): every answer signed (section 3).
+	app.Post("/v1/activate", a.device(ports.OpActivate, a.activate))
+	app.Post("/v1/bootstrap", a.device(ports.OpBootstrap, a.bootstrap))
+	app.Post("/v1/validate", a.device(ports.OpValidate, a.validate))
+	app.Post("/v1/heartbeat", a.device(ports.OpHeartbeat, a.heartbeat))
+	app.Post("/v1/deactivate", a.device(ports.OpDeactivate, a.deactivate))
+	app.Post("/v1/certificates/renew", a.device(ports.OpRenew, a.renew))
+	app.Post("/v1/status", a.device(ports.OpStatus, a.status))
+	app.Get("/v1/keys", a.signed(a.keys))
+
+	// Admin API (PROTOCOL.md section 9).
+	admin := app.Group("/v1/admin", a.adminAuth)
+	admin.Post("/products", a.putProduct)
+	admin.Post("/licenses", a.createLicense)
+	admin.Get("/licenses", a.listLicenses)
+	admin.Get("/licenses/:id", a.getLicense)
+	admin.Post("/licenses/:id/:action<regex(^(revoke|suspend|reinstate)$)>", a.changeLicenseStatus)
+	admin.Get("/activations", a.listActivations)
+	admin.Post("/activations/:id/release-seat", a.releaseSeat)
+	admin.Post("/claims/:id/:decision<regex(^(approve|reject)$)>", a.decideClaim)
+}

@@ -1,0 +1,449 @@
+package pgstore
+
+import (
+	"context"
+	"encoding/base64"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/samplero/samplero/core/errs"
+	"github.com/samplero/samplero/core/licensing/license"
+	"github.com/samplero/samplero/ports"
+)
+
+var (
+	_ ports.ProductRepo     = productRepo{}
+	_ ports.LicenseRepo     = licenseRepo{}
+	_ ports.ActivationRepo  = activationRepo{}
+	_ ports.CertificateRepo = certificateRepo{}
+	_ ports.ClaimRepo       = claimRepo{}
+	_ ports.AdminTokenRepo  = adminTokenRepo{}
+)
+
+// ---- shared helpers ----
+
+// updated turns the result of an UPDATE … WHERE pk into NOT_FOUND when no row matched.
+func (s *Store) updated(res interface{ RowsAffected() (int64, error) }, err error, what string) error {
+	if err != nil {
+		return s.mapErr(err, what)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return s.mapErr(err, what)
+	}
+	if n == 0 {
+		return notFound(what)
+	}
+	return nil
+}
+
+// pageLimit applies the defaults of ports.Page.
+func pageLimit(n int) int {
+	switch {
+	case n <= 0:
+		return 50
+	case n > 200:
+		return 200
+	}
+	return n
+}
+
+// A cursor is the (created_at, id) of the last row of a page, opaque to callers: the next page
+// continues strictly after it in (created_at DESC, id DESC) order, through the list indexes.
+func encodeCursor(created time.Time, id string) string {
+	raw := strconv.FormatInt(created.UnixMicro(), 10) + ":" + id
+	return base64.RawURLEncoding.EncodeToString([]byte(raw))
+}
+
+func decodeCursor(c string) (time.Time, string, error) {
+	bad := errs.Validation("invalid cursor")
+	raw, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return time.Time{}, "", bad
+	}
+	us, id, ok := strings.Cut(string(raw), ":")
+	if !ok || id == "" {
+		return time.Time{}, "", bad
+	}
+	n, err := strconv.ParseInt(us, 10, 64)
+	if err != nil {
+		return time.Time{}, "", bad
+	}
+	return time.UnixMicro(n).UTC(), id, nil
+}
+
+// pageQuery adds the cursor condition, the order and the limit (one more row than the page, to
+// know whether there is a next one).
+func pageQuery(q *bun.SelectQuery, p ports.Page) (*bun.SelectQuery, int, error) {
+	if p.Cursor != "" {
+		ct, id, err := decodeCursor(p.Cursor)
+		if err != nil {
+			return nil, 0, err
+		}
+		q = q.Where("(created_at < ? OR (created_at = ? AND id < ?))", ct, ct, id)
+	}
+	limit := pageLimit(p.Limit)
+	return q.OrderExpr("created_at DESC, id DESC").Limit(int64(limit + 1)), limit, nil
+}
+
+// ---- products ----
+
+type productRepo struct{ s *Store }
+
+func (r productRepo) Upsert(ctx context.Context, p license.ProductRecord) error {
+	row, err := toProductRow(p)
+	if err != nil {
+		return err
+	}
+	q := r.s.idb(ctx).NewInsert().Model(&row).On("CONFLICT (slug) DO UPDATE")
+	// Everything but the key and the creation time is replaced.
+	for _, c := range []string{"name", "type", "price_cents", "currency", "entitlements", "max_activations",
+		"first_activation", "heartbeat_interval_ms", "grace_period_ms", "certificate_validity_ms",
+		"transfers_per_30d", "duration_ms", "updated_at"} {
+		q = q.Set("? = EXCLUDED.?", bun.Ident(c), bun.Ident(c))
+	}
+	_, err = q.Exec(ctx)
+	return r.s.mapErr(err, "product")
+}
+
+func (r productRepo) Get(ctx context.Context, slug string) (license.ProductRecord, error) {
+	var row productRow
+	if err := r.s.idb(ctx).NewSelect().Model(&row).Where("slug = ?", slug).Limit(1).Scan(ctx); err != nil {
+		return license.ProductRecord{}, r.s.mapErr(err, "product")
+	}
+	return row.record()
+}
+
+func (r productRepo) List(ctx context.Context) ([]license.ProductRecord, error) {
+	var rows []productRow
+	if err := r.s.idb(ctx).NewSelect().Model(&rows).OrderExpr("slug ASC").Scan(ctx); err != nil {
+		return nil, r.s.mapErr(err, "product")
+	}
+	out := make([]license.ProductRecord, 0, len(rows))
+	for _, row := range rows {
+		p, err := row.record()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// ---- licenses ----
+
+type licenseRepo struct{ s *Store }
+
+func (r licenseRepo) Insert(ctx context.Context, l license.LicenseRecord) error {
+	row, err := toLicenseRow(l)
+	if err != nil {
+		return err
+	}
+	_, err = r.s.idb(ctx).NewInsert().Model(&row).Exec(ctx)
+	return r.s.mapErr(err, "license")
+}
+
+func (r licenseRepo) one(ctx context.Context, forUpdate bool, where string, args ...any) (license.LicenseRecord, error) {
+	var row licenseRow
+	q := r.s.idb(ctx).NewSelect().Model(&row).Where(where, args...).Limit(1)
+	if forUpdate && r.s.dialect == DialectPostgres {
+		q = q.For("UPDATE")
+	}
+	if err := q.Scan(ctx); err != nil {
+		return license.LicenseRecord{}, r.s.mapErr(err, "license")
+	}
+	return row.record()
+}
+
+func (r licenseRepo) Get(ctx context.Context, id string) (license.LicenseRecord, error) {
+	return r.one(ctx, false, "id = ?", id)
+}
+
+// GetForUpdate locks the row with SELECT … FOR UPDATE on PostgreSQL. On SQLite every transaction
+// holds the database's write lock from BEGIN (immediate), which serialises at least as strongly.
+func (r licenseRepo) GetForUpdate(ctx context.Context, id string) (license.LicenseRecord, error) {
+	if !r.s.inTx(ctx) {
+		return license.LicenseRecord{}, errs.Internalf("pgstore: GetForUpdate outside a transaction")
+	}
+	return r.one(ctx, true, "id = ?", id)
+}
+
+func (r licenseRepo) ByKeyHash(ctx context.Context, hash []byte) (license.LicenseRecord, error) {
+	if len(hash) == 0 {
+		return license.LicenseRecord{}, notFound("license")
+	}
+	return r.one(ctx, false, "key_hash = ?", hash)
+}
+
+func (r licenseRepo) ByIdempotencyKey(ctx context.Context, key string) (license.LicenseRecord, error) {
+	if key == "" {
+		return license.LicenseRecord{}, notFound("license")
+	}
+	return r.one(ctx, false, "idempotency_key = ?", key)
+}
+
+func (r licenseRepo) Update(ctx context.Context, l license.LicenseRecord) error {
+	row, err := toLicenseRow(l)
+	if err != nil {
+		return err
+	}
+	res, err := r.s.idb(ctx).NewUpdate().Model(&row).WherePK().Exec(ctx)
+	return r.s.updated(res, err, "license")
+}
+
+func (r licenseRepo) List(ctx context.Context, f ports.LicenseFilter) ([]license.LicenseRecord, string, error) {
+	var rows []licenseRow
+	q := r.s.idb(ctx).NewSelect().Model(&rows)
+	if f.Product != "" {
+		q = q.Where("product = ?", f.Product)
+	}
+	if f.Status != "" {
+		q = q.Where("status = ?", string(f.Status))
+	}
+	if f.OwnerEmail != "" {
+		q = q.Where("owner_email = ?", f.OwnerEmail)
+	}
+	q, limit, err := pageQuery(q, f.Page)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := q.Scan(ctx); err != nil {
+		return nil, "", r.s.mapErr(err, "license")
+	}
+	next := ""
+	if len(rows) > limit {
+		rows = rows[:limit]
+		next = encodeCursor(rows[limit-1].CreatedAt, rows[limit-1].ID)
+	}
+	out := make([]license.LicenseRecord, 0, len(rows))
+	for _, row := range rows {
+		l, err := row.record()
+		if err != nil {
+			return nil, "", err
+		}
+		out = append(out, l)
+	}
+	return out, next, nil
+}
+
+// ---- activations ----
+
+type activationRepo struct{ s *Store }
+
+func (r activationRepo) Insert(ctx context.Context, a license.ActivationRecord) error {
+	row := toActivationRow(a)
+	_, err := r.s.idb(ctx).NewInsert().Model(&row).Exec(ctx)
+	return r.s.mapErr(err, "activation")
+}
+
+func (r activationRepo) Get(ctx context.Context, id string) (license.ActivationRecord, error) {
+	return r.one(ctx, "id = ?", id)
+}
+
+func (r activationRepo) Update(ctx context.Context, a license.ActivationRecord) error {
+	row := toActivationRow(a)
+	res, err := r.s.idb(ctx).NewUpdate().Model(&row).WherePK().Exec(ctx)
+	return r.s.updated(res, err, "activation")
+}
+
+// one returns the newest activation matching where, or NOT_FOUND.
+func (r activationRepo) one(ctx context.Context, where string, args ...any) (license.ActivationRecord, error) {
+	var row activationRow
+	err := r.s.idb(ctx).NewSelect().Model(&row).Where(where, args...).
+		OrderExpr("created_at DESC, id DESC").Limit(1).Scan(ctx)
+	if err != nil {
+		return license.ActivationRecord{}, r.s.mapErr(err, "activation")
+	}
+	return row.record(), nil
+}
+
+func (r activationRepo) many(ctx context.Context, q *bun.SelectQuery, rows *[]activationRow) ([]license.ActivationRecord, error) {
+	if err := q.Scan(ctx); err != nil {
+		return nil, r.s.mapErr(err, "activation")
+	}
+	out := make([]license.ActivationRecord, 0, len(*rows))
+	for _, row := range *rows {
+		out = append(out, row.record())
+	}
+	return out, nil
+}
+
+func (r activationRepo) ActiveByFingerprint(ctx context.Context, licenseID, fingerprint string) (license.ActivationRecord, error) {
+	return r.one(ctx, "license_id = ? AND fingerprint = ? AND status = ?", licenseID, fingerprint, string(license.ActivationActive))
+}
+
+func (r activationRepo) ActiveByThumbprint(ctx context.Context, thumbprint string) (license.ActivationRecord, error) {
+	return r.one(ctx, "key_thumbprint = ? AND status = ?", thumbprint, string(license.ActivationActive))
+}
+
+// SeatHolders reads the active rows through activations_seats_idx and the held ones through
+// activations_held_idx: ended rows whose hold has passed are never visited.
+func (r activationRepo) SeatHolders(ctx context.Context, licenseID string, now time.Time) ([]license.ActivationRecord, error) {
+	var rows []activationRow
+	q := r.s.idb(ctx).NewSelect().Model(&rows).
+		Where("license_id = ?", licenseID).
+		Where("(status = ? OR seat_held_until > ?)", string(license.ActivationActive), dbTime(now)).
+		OrderExpr("created_at ASC, id ASC")
+	return r.many(ctx, q, &rows)
+}
+
+func (r activationRepo) TransfersSince(ctx context.Context, licenseID string, since time.Time) (int, error) {
+	n, err := r.s.idb(ctx).NewSelect().Model((*activationRow)(nil)).
+		Where("license_id = ?", licenseID).
+		Where("freed_by_transfer").
+		Where("ended_at > ?", dbTime(since)).
+		Count(ctx)
+	if err != nil {
+		return 0, r.s.mapErr(err, "activation")
+	}
+	return int(n), nil
+}
+
+func (r activationRepo) List(ctx context.Context, f ports.ActivationFilter) ([]license.ActivationRecord, string, error) {
+	var rows []activationRow
+	q := r.s.idb(ctx).NewSelect().Model(&rows)
+	if f.LicenseID != "" {
+		q = q.Where("license_id = ?", f.LicenseID)
+	}
+	if f.Status != "" {
+		q = q.Where("status = ?", string(f.Status))
+	}
+	if f.Fingerprint != "" {
+		q = q.Where("fingerprint = ?", f.Fingerprint)
+	}
+	q, limit, err := pageQuery(q, f.Page)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := q.Scan(ctx); err != nil {
+		return nil, "", r.s.mapErr(err, "activation")
+	}
+	next := ""
+	if len(rows) > limit {
+		rows = rows[:limit]
+		next = encodeCursor(rows[limit-1].CreatedAt, rows[limit-1].ID)
+	}
+	out := make([]license.ActivationRecord, 0, len(rows))
+	for _, row := range rows {
+		out = append(out, row.record())
+	}
+	return out, next, nil
+}
+
+// ---- certificates ----
+
+type certificateRepo struct{ s *Store }
+
+func (r certificateRepo) Insert(ctx context.Context, c license.CertificateRecord) error {
+	row := toCertificateRow(c)
+	_, err := r.s.idb(ctx).NewInsert().Model(&row).Exec(ctx)
+	return r.s.mapErr(err, "certificate")
+}
+
+func (r certificateRepo) BySerial(ctx context.Context, serial string) (license.CertificateRecord, error) {
+	var row certificateRow
+	if err := r.s.idb(ctx).NewSelect().Model(&row).Where("serial = ?", serial).Limit(1).Scan(ctx); err != nil {
+		return license.CertificateRecord{}, r.s.mapErr(err, "certificate")
+	}
+	return row.record(), nil
+}
+
+func (r certificateRepo) Update(ctx context.Context, c license.CertificateRecord) error {
+	row := toCertificateRow(c)
+	res, err := r.s.idb(ctx).NewUpdate().Model(&row).WherePK().Exec(ctx)
+	return r.s.updated(res, err, "certificate")
+}
+
+func (r certificateRepo) ListByActivation(ctx context.Context, activationID string) ([]license.CertificateRecord, error) {
+	var rows []certificateRow
+	err := r.s.idb(ctx).NewSelect().Model(&rows).Where("activation_id = ?", activationID).
+		OrderExpr("created_at ASC, serial ASC").Scan(ctx)
+	if err != nil {
+		return nil, r.s.mapErr(err, "certificate")
+	}
+	out := make([]license.CertificateRecord, 0, len(rows))
+	for _, row := range rows {
+		out = append(out, row.record())
+	}
+	return out, nil
+}
+
+// ---- claims ----
+
+type claimRepo struct{ s *Store }
+
+func (r claimRepo) Insert(ctx context.Context, c license.ClaimRecord) error {
+	row := toClaimRow(c)
+	_, err := r.s.idb(ctx).NewInsert().Model(&row).Exec(ctx)
+	return r.s.mapErr(err, "claim")
+}
+
+func (r claimRepo) Get(ctx context.Context, id string) (license.ClaimRecord, error) {
+	return r.one(ctx, "id = ?", id)
+}
+
+func (r claimRepo) Update(ctx context.Context, c license.ClaimRecord) error {
+	row := toClaimRow(c)
+	res, err := r.s.idb(ctx).NewUpdate().Model(&row).WherePK().Exec(ctx)
+	return r.s.updated(res, err, "claim")
+}
+
+func (r claimRepo) one(ctx context.Context, where string, args ...any) (license.ClaimRecord, error) {
+	var row claimRow
+	err := r.s.idb(ctx).NewSelect().Model(&row).Where(where, args...).
+		OrderExpr("created_at DESC, id DESC").Limit(1).Scan(ctx)
+	if err != nil {
+		return license.ClaimRecord{}, r.s.mapErr(err, "claim")
+	}
+	return row.record(), nil
+}
+
+func (r claimRepo) OpenByLicense(ctx context.Context, licenseID string, now time.Time) ([]license.ClaimRecord, error) {
+	var rows []claimRow
+	err := r.s.idb(ctx).NewSelect().Model(&rows).
+		Where("license_id = ? AND status = ? AND expires_at > ?", licenseID, string(license.ClaimPending), dbTime(now)).
+		OrderExpr("created_at ASC, id ASC").Scan(ctx)
+	if err != nil {
+		return nil, r.s.mapErr(err, "claim")
+	}
+	out := make([]license.ClaimRecord, 0, len(rows))
+	for _, row := range rows {
+		out = append(out, row.record())
+	}
+	return out, nil
+}
+
+func (r claimRepo) OpenByThumbprint(ctx context.Context, thumbprint string, now time.Time) (license.ClaimRecord, error) {
+	return r.one(ctx, "key_thumbprint = ? AND status = ? AND expires_at > ?", thumbprint, string(license.ClaimPending), dbTime(now))
+}
+
+func (r claimRepo) ByTokenHash(ctx context.Context, hash []byte) (license.ClaimRecord, error) {
+	if len(hash) == 0 {
+		return license.ClaimRecord{}, notFound("claim")
+	}
+	return r.one(ctx, "token_hash = ?", hash)
+}
+
+// ---- admin tokens ----
+
+type adminTokenRepo struct{ s *Store }
+
+func (r adminTokenRepo) Insert(ctx context.Context, t ports.AdminToken) error {
+	row := toAdminTokenRow(t)
+	_, err := r.s.idb(ctx).NewInsert().Model(&row).Exec(ctx)
+	return r.s.mapErr(err, "admin token")
+}
+
+func (r adminTokenRepo) ByHash(ctx context.Context, hash []byte) (ports.AdminToken, error) {
+	if len(hash) == 0 {
+		return ports.AdminToken{}, notFound("admin token")
+	}
+	var row adminTokenRow
+	if err := r.s.idb(ctx).NewSelect().Model(&row).Where("hash = ?", hash).Limit(1).Scan(ctx); err != nil {
+		return ports.AdminToken{}, r.s.mapErr(err, "admin token")
+	}
+	return row.record(), nil
+}

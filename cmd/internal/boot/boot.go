@@ -1,0 +1,249 @@
+// Package boot is the composition root: it builds the adapters from a config.Config, hands them to
+// the cores, and runs the processes (dev, serve, worker) with graceful shutdown. Nothing below cmd
+// reads configuration; everything it needs is passed in here.
+package boot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/samplero/samplero/adapters/casigner"
+	"github.com/samplero/samplero/adapters/filemail"
+	"github.com/samplero/samplero/adapters/httpapi"
+	"github.com/samplero/samplero/adapters/keyvault"
+	"github.com/samplero/samplero/adapters/pgstore"
+	"github.com/samplero/samplero/adapters/sentryobs"
+	"github.com/samplero/samplero/adapters/serverkeys"
+	"github.com/samplero/samplero/adapters/smtpmail"
+	"github.com/samplero/samplero/adapters/temporalclient"
+	"github.com/samplero/samplero/adapters/web"
+	"github.com/samplero/samplero/cmd/internal/config"
+	"github.com/samplero/samplero/core/licensing"
+	"github.com/samplero/samplero/core/pki"
+	"github.com/samplero/samplero/ports"
+)
+
+// systemClock is the production ports.Clock.
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }
+
+// NewLogger returns the process logger: JSON lines on out. Secrets never reach it: config values
+// are Secret, and the adapters log ids, never keys.
+func NewLogger(out io.Writer) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(out, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+// issuerName is the iss of leases and GET /v1/keys.
+const issuerName = "samplero"
+
+// Server is everything a serving process holds: the store, the Temporal client and the cores,
+// and the HTTP app built on them.
+type Server struct {
+	Cfg      config.Config
+	Log      *slog.Logger
+	Store    *pgstore.Store
+	Temporal *temporalclient.Client
+	CA       *casigner.LocalCA
+	PKI      *pki.Service
+	Keys     *serverkeys.Keys
+	Licenses *licensing.Service
+	Reporter *sentryobs.Reporter
+	App      *fiber.App
+	// pingShared checks Redis when it holds the replay store.
+	pingShared func(context.Context) error
+	// closers run in reverse order at Close.
+	closers []func()
+}
+
+// Close releases what Build opened, newest first.
+func (s *Server) Close() {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+	s.closers = nil
+}
+
+// OpenStore opens the database and applies the migrations when migrate is true.
+func OpenStore(ctx context.Context, cfg config.Config, migrate bool) (*pgstore.Store, error) {
+	store, err := pgstore.Open(ctx, cfg.DatabaseURL.Reveal(), pgstore.WithClock(systemClock{}))
+	if err != nil {
+		return nil, fmt.Errorf("opening the database %s: %w", cfg.SafeDatabaseURL(), err)
+	}
+	if migrate {
+		if err := store.Migrator().Up(ctx); err != nil {
+			store.Close()
+			return nil, fmt.Errorf("migrating %s: %w", cfg.SafeDatabaseURL(), err)
+		}
+	}
+	return store, nil
+}
+
+// Mailer picks the mail adapter: SMTP when SAMPLERO_SMTP_URL is set, else the file outbox.
+func Mailer(cfg config.Config) (ports.Mailer, error) {
+	if cfg.SMTPURL.Set() {
+		return smtpmail.New(cfg.SMTPURL.Reveal(), smtpmail.Options{})
+	}
+	dir := cfg.OutboxDir
+	if dir == "" && cfg.DataDir != "" {
+		dir = filepath.Join(cfg.DataDir, "outbox")
+	}
+	if dir == "" {
+		return nil, errors.New("no mailer: set SAMPLERO_SMTP_URL or an outbox directory")
+	}
+	return filemail.New(dir, filemail.Options{Clock: systemClock{}})
+}
+
+// keySecrets returns the license-key secrets: from the environment, or (dev) from DIR/secrets.
+func keySecrets(cfg config.Config) (lookup, enc []byte, err error) {
+	if cfg.KeyLookupSecret.Set() && cfg.KeyEncryptionSecret.Set() {
+		return []byte(cfg.KeyLookupSecret.Reveal()), []byte(cfg.KeyEncryptionSecret.Reveal()), nil
+	}
+	if cfg.Command != "dev" {
+		return nil, nil, errors.New("SAMPLERO_KEY_LOOKUP_SECRET and SAMPLERO_KEY_ENCRYPTION_SECRET are required")
+	}
+	return keyvault.LoadOrCreateSecrets(cfg.DataDir)
+}
+
+// Build wires a serving process: store (already open), Temporal client, CA, server keys, key
+// vault, the licensing and PKI cores, the replay store and limiter, and the HTTP app.
+func Build(ctx context.Context, cfg config.Config, log *slog.Logger, store *pgstore.Store, tc *temporalclient.Client) (*Server, error) {
+	s := &Server{Cfg: cfg, Log: log, Store: store, Temporal: tc}
+	ok := false
+	defer func() {
+		if !ok {
+			s.Close()
+		}
+	}()
+	var err error
+	if s.Reporter, err = sentryobs.New(sentryobs.Options{DSN: cfg.SentryDSN.Reveal(), Environment: cfg.Command}); err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, func() { s.Reporter.Flush(2 * time.Second) })
+
+	if s.CA, err = casigner.EnsureLocalCA(cfg.PKIDir, systemClock{}); err != nil {
+		return nil, fmt.Errorf("local CA in %s: %w", cfg.PKIDir, err)
+	}
+	s.PKI = pki.New(pki.Deps{CA: s.CA, Clock: systemClock{}})
+	if s.Keys, err = serverkeys.Open(cfg.SigningKeysDir, issuerName, systemClock{}); err != nil {
+		return nil, fmt.Errorf("server keys in %s: %w", cfg.SigningKeysDir, err)
+	}
+	lookup, enc, err := keySecrets(cfg)
+	if err != nil {
+		return nil, err
+	}
+	vault, err := keyvault.New(lookup, enc)
+	if err != nil {
+		return nil, err
+	}
+	deviceURL := mtlsURL(cfg)
+	s.Licenses = licensing.New(licensing.Deps{
+		Clock:        systemClock{},
+		Tx:           store.Tx(),
+		Products:     store.Products(),
+		Licenses:     store.Licenses(),
+		Activations:  store.Activations(),
+		Certificates: store.Certificates(),
+		Claims:       store.Claims(),
+		Issuer:       s.PKI,
+		Vault:        vault,
+		Leases:       s.Keys,
+		LeaseIssuer:  s.Keys.Issuer(),
+		Processes:    tc,
+		Config: licensing.Config{
+			PublicURL:  cfg.PublicURL,
+			MTLSURL:    deviceURL,
+			VendorName: "Samplero",
+			Logger:     log.With("component", "licensing"),
+		},
+	})
+
+	sh, err := sharedStores(ctx, cfg, store)
+	if err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, sh.close)
+	s.pingShared = sh.ping
+
+	hc := httpapi.DefaultConfig()
+	hc.RequireMTLS = cfg.RequireMTLS
+	hc.RateLimits.Enabled = cfg.RateLimits
+	hc.TrustedProxies = cfg.TrustedProxies
+	hc.ProxyToken = cfg.ProxyToken.Reveal()
+	hc.MTLSURL = deviceURL
+	app, err := httpapi.New(httpapi.Deps{
+		Licensing:   s.Licenses,
+		Keys:        s.Keys,
+		Issuer:      s.PKI,
+		Nonces:      sh.nonces,
+		Limiter:     sh.limiter,
+		AdminTokens: store.AdminTokens(),
+		Clock:       systemClock{},
+		Ready:       s.Ready,
+		Logger:      log.With("component", "http"),
+		Registry:    prometheus.NewRegistry(),
+		OnServerError: func(ctx context.Context, err error) {
+			s.Reporter.CaptureError(err, nil)
+		},
+		Config: hc,
+	})
+	if err != nil {
+		return nil, err
+	}
+	pages, err := web.New(web.Deps{Licensing: s.Licenses, Logger: log.With("component", "web")})
+	if err != nil {
+		return nil, err
+	}
+	pages.Register(app)
+	s.App = app
+	ok = true
+	return s, nil
+}
+
+// mtlsURL is the device base URL with mutual TLS that devices are told (mtls_url): the public URL
+// when it is https (a TLS proxy in front forwards client certificates), else the device listener.
+func mtlsURL(cfg config.Config) string {
+	if strings.HasPrefix(cfg.PublicURL, "https://") {
+		return strings.TrimSuffix(cfg.PublicURL, "/")
+	}
+	return "https://" + cfg.DeviceAddr
+}
+
+// Ready is the /readyz check: the database, Temporal's health check and (when used) Redis answer.
+func (s *Server) Ready(ctx context.Context) error {
+	if err := s.Store.Ping(ctx); err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	if err := s.Temporal.Healthy(ctx); err != nil {
+		return fmt.Errorf("temporal: %w", err)
+	}
+	if s.pingShared != nil {
+		if err := s.pingShared(ctx); err != nil {
+			return fmt.Errorf("redis: %w", err)
+		}
+	}
+	return nil
+}
+
+// DialTemporal connects to the configured frontend.
+func DialTemporal(ctx context.Context, cfg config.Config, log *slog.Logger) (*temporalclient.Client, error) {
+	tlsCfg, err := cfg.Temporal.TLSConfig()
+	if err != nil {
+		return nil, err
+	}
+	return temporalclient.Dial(ctx, temporalclient.Options{
+		Address:   cfg.Temporal.Address,
+		Namespace: cfg.Temporal.Namespace,
+		TLS:       tlsCfg,
+		Logger:    log,
+	})
+}

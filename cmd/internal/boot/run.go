@@ -1,0 +1,90 @@
+package boot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/samplero/samplero/adapters/sentryobs"
+	"github.com/samplero/samplero/adapters/temporalclient"
+	"github.com/samplero/samplero/cmd/internal/config"
+)
+
+// dialTemporalPatiently retries until the frontend answers or wait runs out: a process may start
+// before Temporal does.
+func dialTemporalPatiently(ctx context.Context, cfg config.Config, log *slog.Logger, wait time.Duration) (*temporalclient.Client, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		tc, err := DialTemporal(ctx, cfg, log)
+		if err == nil {
+			return tc, nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return nil, fmt.Errorf("temporal at %s: %w", cfg.Temporal.Address, err)
+		}
+		log.Warn("temporal not reachable yet; retrying", "address", cfg.Temporal.Address)
+		select {
+		case <-ctx.Done():
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+// Serve is `samplero serve`: the HTTP and device listeners on PostgreSQL and an external Temporal.
+// Several may run side by side (share SAMPLERO_REDIS_URL for replay protection and rate limits).
+func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	log.Info("starting", "config", cfg.String())
+	store, err := OpenStore(ctx, cfg, false)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	tc, err := dialTemporalPatiently(ctx, cfg, log, time.Minute)
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+	srv, err := Build(ctx, cfg, log, store, tc)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	l, err := srv.Listen(ctx)
+	if err != nil {
+		return err
+	}
+	log.Info("serving", "http", cfg.HTTPAddr, "device", cfg.DeviceAddr)
+	return srv.Serve(ctx, l)
+}
+
+// Worker is `samplero worker`. With SENTRY_DSN, what it logs at error level (failed activities,
+// worker faults) is reported too, scrubbed.
+func Worker(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	reporter, err := sentryobs.New(sentryobs.Options{DSN: cfg.SentryDSN.Reveal(), Environment: cfg.Command})
+	if err != nil {
+		return err
+	}
+	defer reporter.Flush(2 * time.Second)
+	log = slog.New(reporter.Handler(log.Handler()))
+	log.Info("starting", "config", cfg.String())
+	mailer, err := Mailer(cfg)
+	if err != nil {
+		return err
+	}
+	tc, err := dialTemporalPatiently(ctx, cfg, log, time.Minute)
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+	return RunWorker(ctx, tc, mailer, log)
+}
+
+// ignoreCanceled treats the end of ctx as a clean stop.
+func ignoreCanceled(err error) error {
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,37 @@
+package boot
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"go.temporal.io/sdk/worker"
+
+	"github.com/samplero/samplero/adapters/temporalclient"
+	"github.com/samplero/samplero/ports"
+	"github.com/samplero/samplero/workflows/emaildelivery"
+)
+
+// StartWorker starts a worker on the samplero task queue with every workflow registered. Stop it
+// with the returned function (it waits for running activities to finish).
+func StartWorker(tc *temporalclient.Client, mailer ports.Mailer, log *slog.Logger) (stop func(), err error) {
+	w := worker.New(tc.SDK(), emaildelivery.TaskQueue, worker.Options{})
+	emaildelivery.Register(w, mailer)
+	if err := w.Start(); err != nil {
+		return nil, fmt.Errorf("starting the worker: %w", err)
+	}
+	log.Info("worker started", "task_queue", emaildelivery.TaskQueue)
+	return w.Stop, nil
+}
+
+// RunWorker runs a worker until ctx ends.
+func RunWorker(ctx context.Context, tc *temporalclient.Client, mailer ports.Mailer, log *slog.Logger) error {
+	stop, err := StartWorker(tc, mailer, log)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	stop()
+	log.Info("worker stopped")
+	return nil
+}
