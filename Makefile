@@ -14,8 +14,14 @@ vet:
 	$(GO) vet ./...
 	cd sdk/go && $(GO) vet ./...
 
+# The PostgreSQL concurrency suite and the end-to-end tests run verbosely, so that their output shows
+# what they did (every round of the seat race, every end-to-end flow); everything else prints its
+# usual one line per package.
+VERBOSE_PKGS = ./cmd/internal/integration ./cmd/samplero
+
 test: vet
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v -e '/cmd/internal/integration$$' -e '/cmd/samplero$$')
+	$(GO) test -race -count=1 -v $(VERBOSE_PKGS)
 	cd sdk/go && $(GO) test -race -count=1 ./...
 
 # gofmt -l prints every file it would change; any output fails the target.
@@ -31,4 +37,4 @@ bench:
 
 # The end-to-end test alone (it is part of `make test` too).
 e2e:
-	$(GO) test -race -count=1 -run TestEndToEnd -v ./cmd/samplero
+	$(GO) test -race -count=1 -run 'TestEndToEnd|TestE2E' -v ./cmd/samplero

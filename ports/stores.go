@@ -60,6 +60,15 @@ type LicenseRepo interface {
 	List(ctx context.Context, f LicenseFilter) ([]license.LicenseRecord, string, error)
 }
 
+// SeatCounter is an optional extension of ActivationRepo: a repository that can count seats
+// without loading the seat holders implements it, and the licensing core then uses it instead of
+// SeatHolders, so that an activation on a license with many devices does not read them all.
+type SeatCounter interface {
+	// CountSeats returns, for the activations SeatHolders would return at now, how many hold a
+	// seat (license.SeatsUsed of them) and how many of those are active.
+	CountSeats(ctx context.Context, licenseID string, now time.Time) (held, active int, err error)
+}
+
 // ActivationRepo stores activations.
 type ActivationRepo interface {
 	// Insert adds an activation. A second active activation with the same (license, fingerprint) is

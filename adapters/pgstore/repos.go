@@ -106,15 +106,26 @@ func (r productRepo) Upsert(ctx context.Context, p license.ProductRecord) error 
 		q = q.Set("? = EXCLUDED.?", bun.Ident(c), bun.Ident(c))
 	}
 	_, err = q.Exec(ctx)
+	r.s.wrote(ctx)
 	return r.s.mapErr(err, "product")
 }
 
 func (r productRepo) Get(ctx context.Context, slug string) (license.ProductRecord, error) {
+	gen, cache := r.s.cacheable(ctx)
+	if cache {
+		if p, ok := cacheGet(r.s, productsOf, slug); ok {
+			return cloneProduct(p), nil
+		}
+	}
 	var row productRow
 	if err := r.s.idb(ctx).NewSelect().Model(&row).Where("slug = ?", slug).Limit(1).Scan(ctx); err != nil {
 		return license.ProductRecord{}, r.s.mapErr(err, "product")
 	}
-	return row.record()
+	p, err := row.record()
+	if err == nil && cache {
+		cachePut(r.s, productsOf, gen, slug, cloneProduct(p))
+	}
+	return p, err
 }
 
 func (r productRepo) List(ctx context.Context) ([]license.ProductRecord, error) {
@@ -143,6 +154,7 @@ func (r licenseRepo) Insert(ctx context.Context, l license.LicenseRecord) error 
 		return err
 	}
 	_, err = r.s.idb(ctx).NewInsert().Model(&row).Exec(ctx)
+	r.s.wrote(ctx)
 	return r.s.mapErr(err, "license")
 }
 
@@ -159,7 +171,17 @@ func (r licenseRepo) one(ctx context.Context, forUpdate bool, where string, args
 }
 
 func (r licenseRepo) Get(ctx context.Context, id string) (license.LicenseRecord, error) {
-	return r.one(ctx, false, "id = ?", id)
+	gen, cache := r.s.cacheable(ctx)
+	if cache {
+		if l, ok := cacheGet(r.s, licensesOf, id); ok {
+			return cloneLicense(l), nil
+		}
+	}
+	l, err := r.one(ctx, false, "id = ?", id)
+	if err == nil && cache {
+		cachePut(r.s, licensesOf, gen, id, cloneLicense(l))
+	}
+	return l, err
 }
 
 // GetForUpdate locks the row with SELECT … FOR UPDATE on PostgreSQL. On SQLite every transaction
@@ -191,6 +213,7 @@ func (r licenseRepo) Update(ctx context.Context, l license.LicenseRecord) error 
 		return err
 	}
 	res, err := r.s.idb(ctx).NewUpdate().Model(&row).WherePK().Exec(ctx)
+	r.s.wrote(ctx)
 	return r.s.updated(res, err, "license")
 }
 
@@ -236,16 +259,28 @@ type activationRepo struct{ s *Store }
 func (r activationRepo) Insert(ctx context.Context, a license.ActivationRecord) error {
 	row := toActivationRow(a)
 	_, err := r.s.idb(ctx).NewInsert().Model(&row).Exec(ctx)
+	r.s.wrote(ctx)
 	return r.s.mapErr(err, "activation")
 }
 
 func (r activationRepo) Get(ctx context.Context, id string) (license.ActivationRecord, error) {
-	return r.one(ctx, "id = ?", id)
+	gen, cache := r.s.cacheable(ctx)
+	if cache {
+		if a, ok := cacheGet(r.s, activationsOf, id); ok {
+			return cloneActivation(a), nil
+		}
+	}
+	a, err := r.one(ctx, "id = ?", id)
+	if err == nil && cache {
+		cachePut(r.s, activationsOf, gen, id, cloneActivation(a))
+	}
+	return a, err
 }
 
 func (r activationRepo) Update(ctx context.Context, a license.ActivationRecord) error {
 	row := toActivationRow(a)
 	res, err := r.s.idb(ctx).NewUpdate().Model(&row).WherePK().Exec(ctx)
+	r.s.wrote(ctx)
 	return r.s.updated(res, err, "activation")
 }
 
@@ -288,6 +323,27 @@ func (r activationRepo) SeatHolders(ctx context.Context, licenseID string, now t
 		Where("(status = ? OR seat_held_until > ?)", string(license.ActivationActive), dbTime(now)).
 		OrderExpr("created_at ASC, id ASC")
 	return r.many(ctx, q, &rows)
+}
+
+var _ ports.SeatCounter = activationRepo{}
+
+// CountSeats counts, through the same indexes as SeatHolders, without loading a row: the cost of
+// an activation then does not grow with the size of the rows of the license's other devices.
+func (r activationRepo) CountSeats(ctx context.Context, licenseID string, now time.Time) (held, active int, err error) {
+	var out struct {
+		Held   int `bun:"held"`
+		Active int `bun:"active"`
+	}
+	err = r.s.idb(ctx).NewSelect().Model((*activationRow)(nil)).
+		ColumnExpr("COUNT(*) AS held").
+		ColumnExpr("COALESCE(SUM(CASE WHEN status = ? THEN 1 ELSE 0 END), 0) AS active", string(license.ActivationActive)).
+		Where("license_id = ?", licenseID).
+		Where("(status = ? OR seat_held_until > ?)", string(license.ActivationActive), dbTime(now)).
+		Scan(ctx, &out.Held, &out.Active)
+	if err != nil {
+		return 0, 0, r.s.mapErr(err, "activation")
+	}
+	return out.Held, out.Active, nil
 }
 
 func (r activationRepo) TransfersSince(ctx context.Context, licenseID string, since time.Time) (int, error) {
@@ -340,20 +396,32 @@ type certificateRepo struct{ s *Store }
 func (r certificateRepo) Insert(ctx context.Context, c license.CertificateRecord) error {
 	row := toCertificateRow(c)
 	_, err := r.s.idb(ctx).NewInsert().Model(&row).Exec(ctx)
+	r.s.wrote(ctx)
 	return r.s.mapErr(err, "certificate")
 }
 
 func (r certificateRepo) BySerial(ctx context.Context, serial string) (license.CertificateRecord, error) {
+	gen, cache := r.s.cacheable(ctx)
+	if cache {
+		if c, ok := cacheGet(r.s, certsOf, serial); ok {
+			return cloneCertificate(c), nil
+		}
+	}
 	var row certificateRow
 	if err := r.s.idb(ctx).NewSelect().Model(&row).Where("serial = ?", serial).Limit(1).Scan(ctx); err != nil {
 		return license.CertificateRecord{}, r.s.mapErr(err, "certificate")
 	}
-	return row.record(), nil
+	c := row.record()
+	if cache {
+		cachePut(r.s, certsOf, gen, serial, cloneCertificate(c))
+	}
+	return c, nil
 }
 
 func (r certificateRepo) Update(ctx context.Context, c license.CertificateRecord) error {
 	row := toCertificateRow(c)
 	res, err := r.s.idb(ctx).NewUpdate().Model(&row).WherePK().Exec(ctx)
+	r.s.wrote(ctx)
 	return r.s.updated(res, err, "certificate")
 }
 

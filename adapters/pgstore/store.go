@@ -42,8 +42,9 @@ const (
 const sqliteBusyTimeout = 10 * time.Second
 
 type config struct {
-	schema string
-	clock  ports.Clock
+	schema    string
+	clock     ports.Clock
+	readCache bool
 }
 
 // Option configures Open.
@@ -56,6 +57,10 @@ func WithSchema(name string) Option { return func(c *config) { c.schema = name }
 // WithClock sets the clock that decides when nonces expire (the system clock by default).
 func WithClock(clock ports.Clock) Option { return func(c *config) { c.clock = clock } }
 
+// WithReadCache keeps recently read products, licenses, activations and certificates in memory
+// (see readCache). Only for a process that is the sole writer of its database: `samplero dev`.
+func WithReadCache() Option { return func(c *config) { c.readCache = true } }
+
 type systemClock struct{}
 
 func (systemClock) Now() time.Time { return time.Now() }
@@ -66,6 +71,9 @@ type Store struct {
 	dialect  string
 	clock    ports.Clock
 	reserves atomic.Uint64 // nonce reservations so far, to pace the purge of expired ones
+	// nonceBatch queues concurrent nonce reservations into one statement (see NonceStore).
+	nonceBatch nonceBatcher
+	cache      *readCache // nil unless WithReadCache
 }
 
 var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
@@ -93,6 +101,9 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	if cfg.readCache {
+		s.cache = newReadCache()
 	}
 	return s, nil
 }
@@ -257,6 +268,9 @@ type txKey struct{}
 type txState struct {
 	store *Store
 	tx    bun.Tx
+	// dirty is set by a write to a cached table, so that the read cache is cleared again once the
+	// transaction ends (a reader may have cached the old row between the write and the commit).
+	dirty *bool
 }
 
 // idb returns the transaction of ctx when it belongs to this store, else the pool.
@@ -288,9 +302,13 @@ func (p txPort) InTx(ctx context.Context, fn func(ctx context.Context) error) er
 	}
 	var err error
 	for attempt := 1; ; attempt++ {
+		dirty := false
 		err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-			return fn(context.WithValue(ctx, txKey{}, &txState{store: s, tx: tx}))
+			return fn(context.WithValue(ctx, txKey{}, &txState{store: s, tx: tx, dirty: &dirty}))
 		})
+		if dirty && s.cache != nil {
+			s.cache.invalidate()
+		}
 		if err == nil || attempt >= maxTxAttempts || !s.retryable(err) {
 			break
 		}

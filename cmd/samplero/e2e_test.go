@@ -1,246 +1,26 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/x509"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"io"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/samplero/samplero/cmd/internal/boot"
-	"github.com/samplero/samplero/cmd/internal/devserver"
 	"github.com/samplero/samplero/sdk/go/samplero"
 )
 
 // The end-to-end test builds the binary, runs `samplero dev` on free ports with a fresh data
 // directory (real SQLite, real Temporal dev server as a child process, real TLS), and drives it
-// with the SDK the way a plugin would. It skips only when the Temporal CLI is absent and
-// SAMPLERO_REQUIRE_SERVICES is unset (with it set, dev installs the CLI itself).
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// syncBuffer collects a child's output while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-type devProcess struct {
-	bin      string
-	cmd      *exec.Cmd
-	data     string
-	http     string
-	device   string
-	uiPort   int
-	stderr   *syncBuffer
-	stdout   *syncBuffer
-	exited   chan struct{}
-	waitErr  error
-	adminTok string
-}
-
-func startDev(t *testing.T) *devProcess {
-	t.Helper()
-	if devserver.Find() == "" && os.Getenv("SAMPLERO_REQUIRE_SERVICES") == "" {
-		t.Skip("the temporal CLI is not installed (go install " + devserver.CLIModule + ")")
-	}
-	bin := filepath.Join(t.TempDir(), "samplero")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	d := &devProcess{
-		bin:    bin,
-		data:   t.TempDir(),
-		http:   "127.0.0.1:" + strconv.Itoa(freePort(t)),
-		device: "127.0.0.1:" + strconv.Itoa(freePort(t)),
-		uiPort: freePort(t),
-		stderr: &syncBuffer{},
-		stdout: &syncBuffer{},
-		exited: make(chan struct{}),
-	}
-	d.cmd = exec.Command(bin, "dev", "--data", d.data, "--http", d.http, "--device", d.device,
-		"--temporal-port", strconv.Itoa(freePort(t)), "--temporal-ui-port", strconv.Itoa(d.uiPort))
-	// The defaults of the protocol: rate limits and mTLS on, whatever the caller's environment says.
-	env := []string{}
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "SAMPLERO_") || strings.HasPrefix(kv, "SAMPLERO_REQUIRE_SERVICES=") {
-			env = append(env, kv)
-		}
-	}
-	d.cmd.Env = env
-	pr, pw := io.Pipe()
-	d.cmd.Stdout = io.MultiWriter(d.stdout, pw)
-	d.cmd.Stderr = d.stderr
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		d.waitErr = d.cmd.Wait()
-		pw.Close()
-		close(d.exited)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-d.exited:
-		default:
-			_ = d.cmd.Process.Kill()
-			<-d.exited
-		}
-		if t.Failed() {
-			t.Logf("dev stdout:\n%s\ndev stderr (last 4 KiB):\n%s", d.stdout, tail(d.stderr.String(), 4096))
-		}
-	})
-	ready := make(chan bool, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		found := false
-		for sc.Scan() {
-			if !found && strings.Contains(sc.Text(), boot.ReadyLine) {
-				found = true
-				ready <- true
-			}
-		}
-		if !found {
-			ready <- false
-		}
-	}()
-	select {
-	case ok := <-ready:
-		if !ok {
-			t.Fatalf("dev exited before it was ready: %v", d.waitErr)
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("dev was not ready within 60 s")
-	}
-	tok, err := os.ReadFile(filepath.Join(d.data, "admin-token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st, _ := os.Stat(filepath.Join(d.data, "admin-token")); st.Mode().Perm() != 0o600 {
-		t.Errorf("admin-token has mode %v, want 0600", st.Mode().Perm())
-	}
-	d.adminTok = strings.TrimSpace(string(tok))
-	return d
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
-}
-
-// temporalPid reads the child's pid from dev's log.
-func (d *devProcess) temporalPids(t *testing.T) []int {
-	t.Helper()
-	var pids []int
-	for _, line := range strings.Split(d.stderr.String(), "\n") {
-		var rec struct {
-			Msg string `json:"msg"`
-			Pid int    `json:"pid"`
-		}
-		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "temporal dev server started" {
-			pids = append(pids, rec.Pid)
-		}
-	}
-	if len(pids) == 0 {
-		t.Fatal("dev did not log the temporal pid")
-	}
-	return pids
-}
-
-func (d *devProcess) admin(t *testing.T, method, path string, body any, want int) map[string]any {
-	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, "http://"+d.http+path, rd)
-	req.Header.Set("Authorization", "Bearer "+d.adminTok)
-	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
-	if res.StatusCode != want {
-		t.Fatalf("%s %s: %d, want %d: %s", method, path, res.StatusCode, want, raw)
-	}
-	var out map[string]any
-	_ = json.Unmarshal(raw, &out)
-	return out
-}
-
-func (d *devProcess) client(t *testing.T, product, fingerprint string) *samplero.Client {
-	t.Helper()
-	pem, err := os.ReadFile(filepath.Join(d.data, "pki", "ca-chain.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		t.Fatal("DIR/pki/ca-chain.pem holds no certificate")
-	}
-	c, err := samplero.New(samplero.Config{
-		BaseURL:       "https://" + d.device,
-		RootCAs:       pool,
-		Storage:       samplero.NewMemoryStorage(),
-		Fingerprint:   fingerprint,
-		Platform:      "linux",
-		PluginVersion: "1.0.0",
-		Product:       product,
-		DeviceName:    "e2e",
-		KeyType:       samplero.KeyP256,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-func newNonce() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return base64.RawURLEncoding.EncodeToString(b[:])
-}
+// with the SDK the way a plugin would. The helpers are in e2e_helpers_test.go; the flows of the
+// protocol beyond this smoke test are in e2e_flows_test.go, e2e_serve_test.go and e2e_mail_test.go.
 
 func TestEndToEnd(t *testing.T) {
 	start := time.Now()
@@ -449,25 +229,4 @@ func TestEndToEnd(t *testing.T) {
 		t.Error("the HTTP listener still accepts after dev stopped")
 	}
 	t.Logf("end-to-end took %v", time.Since(start).Round(time.Millisecond))
-}
-
-// waitForMail waits for an outbox file addressed to rcpt and returns it.
-func waitForMail(t *testing.T, dir, rcpt string, wait time.Duration) string {
-	t.Helper()
-	deadline := time.Now().Add(wait)
-	for time.Now().Before(deadline) {
-		entries, _ := os.ReadDir(dir)
-		for _, e := range entries {
-			if strings.HasPrefix(e.Name(), ".") {
-				continue
-			}
-			b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-			if err == nil && strings.Contains(string(b), rcpt) {
-				return string(b)
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("no e-mail to %s in %s within %v", rcpt, dir, wait)
-	return ""
 }

@@ -144,26 +144,17 @@ func (s *Service) activateLocked(ctx context.Context, out *activateOutcome, l li
 		return internal("loading activation", err)
 	}
 
-	holders, err := s.d.Activations.SeatHolders(ctx, l.ID, now)
+	used, active, err := s.countSeats(ctx, l.ID, now)
 	if err != nil {
-		return internal("loading seat holders", err)
+		return err
 	}
-	if license.SeatsUsed(holders, now) >= l.MaxActivations {
+	if used >= l.MaxActivations {
 		return errs.E(errs.Conflict, license.CodeActivationLimitExceeded, "every seat of this license is in use")
 	}
-	if needsClaim && !anyActive(holders) {
+	if needsClaim && !active {
 		return s.claim(ctx, out, l, dev, now)
 	}
 	return s.create(ctx, out, l, dev, policy, now)
-}
-
-func anyActive(as []license.ActivationRecord) bool {
-	for _, a := range as {
-		if a.Status == license.ActivationActive {
-			return true
-		}
-	}
-	return false
 }
 
 // lease signs a lease for a at now and records its exp as the activation's LastLeaseExp.

@@ -2,7 +2,9 @@ package licensing
 
 import (
 	"context"
+	"crypto"
 	"crypto/x509"
+	"sync"
 
 	"github.com/samplero/samplero/core/errs"
 	"github.com/samplero/samplero/core/licensing/license"
@@ -103,7 +105,7 @@ func (s *Service) ResolveCertificate(ctx context.Context, serial, keyID string, 
 	if keyID != c.KeyThumbprint {
 		return ports.DeviceIdentity{}, errs.E(errs.Forbidden, license.CodeKeyMismatch, "the signing key is not the certificate's key")
 	}
-	cert, err := x509.ParseCertificate(c.DER)
+	pub, err := s.certKeys.key(c.DER)
 	if err != nil {
 		return ports.DeviceIdentity{}, errs.Internalf("licensing: certificate %s on record does not parse: %w", c.Serial, err)
 	}
@@ -111,7 +113,7 @@ func (s *Service) ResolveCertificate(ctx context.Context, serial, keyID string, 
 		ActivationID:      a.ID,
 		LicenseID:         a.LicenseID,
 		Thumbprint:        c.KeyThumbprint,
-		PublicKey:         cert.PublicKey,
+		PublicKey:         pub,
 		MTLS:              true,
 		CertificateSerial: c.Serial,
 	}, nil
@@ -142,4 +144,35 @@ func (s *Service) ResolveKey(ctx context.Context, keyID string, _ ports.DeviceOp
 
 func claimNotFound() error {
 	return errs.E(errs.NotFound, license.CodeClaimNotFound, "claim not found")
+}
+
+// certKeyCache remembers the public key of each certificate DER it parsed: every certificate-bound
+// request names its certificate, and parsing it again on each one cost more than the lookup. The
+// key is the DER itself (as a string), so a hit is the very certificate, whatever its serial.
+type certKeyCache struct {
+	mu   sync.Mutex
+	keys map[string]crypto.PublicKey
+}
+
+// certKeyCacheMax bounds the cache; when full it is dropped whole and refills with the working set.
+const certKeyCacheMax = 10_000
+
+func (c *certKeyCache) key(der []byte) (crypto.PublicKey, error) {
+	c.mu.Lock()
+	pub, ok := c.keys[string(der)]
+	c.mu.Unlock()
+	if ok {
+		return pub, nil
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if c.keys == nil || len(c.keys) >= certKeyCacheMax {
+		c.keys = map[string]crypto.PublicKey{}
+	}
+	c.keys[string(der)] = cert.PublicKey
+	c.mu.Unlock()
+	return cert.PublicKey, nil
 }

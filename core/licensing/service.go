@@ -51,6 +51,8 @@ type Service struct {
 	d      Deps
 	log    *slog.Logger
 	emails emailTemplates
+	// certKeys caches the public keys of parsed device certificates (see certificateKey).
+	certKeys certKeyCache
 }
 
 var _ ports.Licensing = (*Service)(nil)
@@ -130,11 +132,31 @@ func (s *Service) policyOf(ctx context.Context, l license.LicenseRecord) (licens
 
 // seatsUsed counts the seats a license holds at now.
 func (s *Service) seatsUsed(ctx context.Context, licenseID string, now time.Time) (int, error) {
+	used, _, err := s.countSeats(ctx, licenseID, now)
+	return used, err
+}
+
+// countSeats returns the seats a license holds at now and whether any of its activations is
+// active: counted by the repository when it can (ports.SeatCounter), else from the seat holders.
+func (s *Service) countSeats(ctx context.Context, licenseID string, now time.Time) (used int, anyActive bool, err error) {
+	if c, ok := s.d.Activations.(ports.SeatCounter); ok {
+		held, active, err := c.CountSeats(ctx, licenseID, now)
+		if err != nil {
+			return 0, false, internal("counting seats", err)
+		}
+		return held, active > 0, nil
+	}
 	holders, err := s.d.Activations.SeatHolders(ctx, licenseID, now)
 	if err != nil {
-		return 0, internal("loading seat holders", err)
+		return 0, false, internal("loading seat holders", err)
 	}
-	return license.SeatsUsed(holders, now), nil
+	for _, a := range holders {
+		if a.Status == license.ActivationActive {
+			anyActive = true
+			break
+		}
+	}
+	return license.SeatsUsed(holders, now), anyActive, nil
 }
 
 // lockLicenseOf loads an activation, locks its license's row and loads the activation again under

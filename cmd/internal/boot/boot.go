@@ -75,7 +75,12 @@ func (s *Server) Close() {
 
 // OpenStore opens the database and applies the migrations when migrate is true.
 func OpenStore(ctx context.Context, cfg config.Config, migrate bool) (*pgstore.Store, error) {
-	store, err := pgstore.Open(ctx, cfg.DatabaseURL.Reveal(), pgstore.WithClock(systemClock{}))
+	opts := []pgstore.Option{pgstore.WithClock(systemClock{})}
+	if cfg.Command == "dev" && !strings.HasPrefix(cfg.DatabaseURL.Reveal(), "postgres") {
+		// dev owns its SQLite file: it is the only writer, so reads may be cached in memory.
+		opts = append(opts, pgstore.WithReadCache())
+	}
+	store, err := pgstore.Open(ctx, cfg.DatabaseURL.Reveal(), opts...)
 	if err != nil {
 		return nil, fmt.Errorf("opening the database %s: %w", cfg.SafeDatabaseURL(), err)
 	}

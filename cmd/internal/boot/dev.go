@@ -5,13 +5,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	"github.com/samplero/samplero/cmd/internal/config"
 	"github.com/samplero/samplero/cmd/internal/devserver"
 )
+
+// devMemoryLimit is dev's soft limit on the Go heap (see Dev).
+const devMemoryLimit = 64 << 20
 
 // ReadyLine is the first line dev prints once every listener accepts requests.
 const ReadyLine = "samplero dev is ready"
@@ -22,6 +27,12 @@ const ReadyLine = "samplero dev is ready"
 func Dev(ctx context.Context, cfg config.Config, log *slog.Logger, stdout, stderr io.Writer) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return err
+	}
+	// dev keeps its replay store in memory (a million live nonces are tens of MB): a soft limit
+	// makes the collector work harder near it instead of letting garbage grow to twice the live
+	// heap. GOMEMLIMIT, when set, wins.
+	if debug.SetMemoryLimit(-1) == math.MaxInt64 {
+		debug.SetMemoryLimit(devMemoryLimit)
 	}
 	bin, err := devserver.FindOrInstall(ctx, stderr)
 	if err != nil {

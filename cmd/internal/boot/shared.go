@@ -13,7 +13,8 @@ import (
 )
 
 // shared are the replay store and the rate limiter, which must be shared by every serve process:
-// Redis when SAMPLERO_REDIS_URL is set; otherwise the database's replay store (shared too) and a
+// Redis when SAMPLERO_REDIS_URL is set; otherwise the database's replay store (shared too, and kept
+// across restarts, so that a request captured before a restart cannot be replayed after it) and a
 // limiter that counts per process.
 type shared struct {
 	nonces  ports.NonceStore

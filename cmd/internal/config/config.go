@@ -156,6 +156,19 @@ type Loadtest struct {
 	Duration       time.Duration
 	Concurrency    int
 	Devices        int
+	// CPU pins the load generator to this CPU (-1: no pinning).
+	CPU int
+	// ServerCPU is the server's CPU: the crypto ceiling is measured there (-1: not measured).
+	ServerCPU int
+	// ServerPID, when set, is the server process whose peak RSS (VmHWM) is reported.
+	ServerPID int
+	// VerifyEvery verifies one answer in this many in full (1: every answer).
+	VerifyEvery int
+	// Warmup is the number of validate requests sent before the measured run (to grow the
+	// replay store).
+	Warmup int
+	// SeatsUsed is the number of activations made on the license before activate is measured.
+	SeatsUsed int
 }
 
 // Config is everything one run of the binary needs.
@@ -263,7 +276,7 @@ Usage:
   samplero migrate   up|down|status   apply or roll back the schema
   samplero admin     token create --name N
   samplero device    activate|validate|heartbeat|deactivate|renew|status   the reference client
-  samplero loadtest  validate|heartbeat|activate
+  samplero loadtest  validate|heartbeat|activate|ceiling
 
 Run "samplero <command> --help" for the flags of a command. Configuration comes from flags and the
 SAMPLERO_* environment variables (see README.md); flags win.
@@ -689,7 +702,7 @@ func defaultPlatform() string {
 
 func (p *parser) loadtest(args []string) error {
 	l := &p.cfg.Loadtest
-	fs := p.flags("loadtest", "validate|heartbeat|activate [flags]")
+	fs := p.flags("loadtest", "validate|heartbeat|activate|ceiling [flags]")
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		l.Action, args = args[0], args[1:]
 	}
@@ -700,17 +713,26 @@ func (p *parser) loadtest(args []string) error {
 	fs.DurationVar(&l.Duration, "duration", 10*time.Second, "how long to run")
 	fs.IntVar(&l.Concurrency, "concurrency", 8, "parallel clients")
 	fs.IntVar(&l.Devices, "devices", 8, "activated devices to spread validate/heartbeat over")
+	fs.IntVar(&l.CPU, "cpu", -1, "pin the load generator to this CPU (-1: no pinning)")
+	fs.IntVar(&l.ServerCPU, "server-cpu", -1, "the server's CPU: measure the crypto ceiling there first (-1: skip)")
+	fs.IntVar(&l.ServerPID, "server-pid", 0, "the server's process id: report its peak RSS (VmHWM)")
+	fs.IntVar(&l.VerifyEvery, "verify-every", 16, "verify one answer in this many in full (1: all)")
+	fs.IntVar(&l.Warmup, "warmup", 0, "validate: requests sent before the measured run (grows the replay store)")
+	fs.IntVar(&l.SeatsUsed, "seats-used", 0, "activate: activations made on the license before the measured run")
 	if err := p.parse(fs, args); err != nil {
 		return err
 	}
 	switch l.Action {
-	case "validate", "heartbeat", "activate":
+	case "validate", "heartbeat", "activate", "ceiling":
 	default:
 		fs.Usage()
-		return usagef("samplero loadtest needs validate, heartbeat or activate")
+		return usagef("samplero loadtest needs validate, heartbeat, activate or ceiling")
 	}
-	if l.Concurrency < 1 || l.Devices < 1 || l.Duration <= 0 {
-		return usagef("--concurrency, --devices and --duration must be positive")
+	if l.Concurrency < 1 || l.Devices < 1 || l.Duration <= 0 || l.VerifyEvery < 1 {
+		return usagef("--concurrency, --devices, --duration and --verify-every must be positive")
+	}
+	if l.Warmup < 0 || l.SeatsUsed < 0 {
+		return usagef("--warmup and --seats-used must not be negative")
 	}
 	return nil
 }

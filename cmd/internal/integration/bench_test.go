@@ -45,7 +45,7 @@ func benchActivateBackends(b *testing.B, earlier int) {
 			run := runs.Add(1)
 			lic := createLicense(b, h, "bench", "", nil)
 			if earlier > 0 {
-				fillActivations(b, h, lic.ID, earlier)
+				fillActivations(b, h, lic.ID, earlier, 50)
 			}
 			devs := newDevices(b, fmt.Sprintf("bench-%d-%d", earlier, run), b.N)
 			ctx := context.Background()
@@ -72,10 +72,10 @@ func benchActivateBackends(b *testing.B, earlier int) {
 }
 
 // fillActivations writes n earlier activations of licenseID straight through the repository, in
-// one transaction: 50 active, the rest ended 31 to 400 days ago, as a busy license would carry.
-func fillActivations(tb testing.TB, h *Harness, licenseID string, n int) {
+// one transaction: active of them active, the rest ended 31 to 400 days ago, as a busy license
+// would carry.
+func fillActivations(tb testing.TB, h *Harness, licenseID string, n, active int) {
 	tb.Helper()
-	const active = 50
 	ctx := context.Background()
 	now := time.Now().UTC().Truncate(time.Second)
 	spki := []byte("not a key: filler rows are never resolved")
@@ -200,6 +200,35 @@ func benchReserve(b *testing.B, store *pgstore.Store) {
 		ok, err := nonces.Reserve(ctx, key, fmt.Sprintf("%s-%010d", prefix, i), 5*time.Minute)
 		if err != nil || !ok {
 			b.Fatalf("reserve %d: %v, %v", i, ok, err)
+		}
+	}
+}
+
+// BenchmarkSeatHolders isolates the seat count query of every activation (no crypto, no commit):
+// 3 active activations alone, and 3 active beside 1,500 earlier ones of which 1,450 ended long ago.
+func BenchmarkSeatHolders(b *testing.B) {
+	for _, be := range []backend{sqliteBackend, postgresBackend} {
+		store := be.open(b)
+		h := newHarness(b, store)
+		putProduct(b, h, "bench", 100000, string(license.FirstInstant))
+		small := createLicense(b, h, "bench", "", nil)
+		fillActivations(b, h, small.ID, 3, 3)
+		busy := createLicense(b, h, "bench", "", nil)
+		fillActivations(b, h, busy.ID, 1500, 3)
+		for _, c := range []struct {
+			name   string
+			id     string
+			active int
+		}{{"3-active", small.ID, 3}, {"3-active-1500-earlier", busy.ID, 3}} {
+			b.Run(be.name+"/"+c.name, func(b *testing.B) {
+				ctx := context.Background()
+				for i := 0; i < b.N; i++ {
+					hs, err := store.Activations().SeatHolders(ctx, c.id, time.Now())
+					if err != nil || len(hs) != c.active {
+						b.Fatalf("seat holders: %d, %v; want %d", len(hs), err, c.active)
+					}
+				}
+			})
 		}
 	}
 }
