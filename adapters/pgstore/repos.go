@@ -314,8 +314,8 @@ func (r activationRepo) ActiveByThumbprint(ctx context.Context, thumbprint strin
 	return r.one(ctx, "key_thumbprint = ? AND status = ?", thumbprint, string(license.ActivationActive))
 }
 
-// SeatHolders reads the active rows through activations_seats_idx and the held ones through
-// activations_held_idx: ended rows whose hold has passed are never visited.
+// SeatHolders returns the rows that hold a seat (see CountSeats for the cheaper count). On SQLite
+// the OR with the ORDER BY walks the license's index entries, so it is not on the activation path.
 func (r activationRepo) SeatHolders(ctx context.Context, licenseID string, now time.Time) ([]license.ActivationRecord, error) {
 	var rows []activationRow
 	q := r.s.idb(ctx).NewSelect().Model(&rows).
@@ -327,23 +327,21 @@ func (r activationRepo) SeatHolders(ctx context.Context, licenseID string, now t
 
 var _ ports.SeatCounter = activationRepo{}
 
-// CountSeats counts, through the same indexes as SeatHolders, without loading a row: the cost of
-// an activation then does not grow with the size of the rows of the license's other devices.
+// CountSeats counts without loading a row, as two index searches: the active rows of the license
+// through activations_seats_idx (license_id, status) and the ended rows still holding a seat
+// through activations_held_idx (license_id, seat_held_until > now). Written as one OR, SQLite
+// walks every index entry of the license instead, so the cost grew with its ended activations.
 func (r activationRepo) CountSeats(ctx context.Context, licenseID string, now time.Time) (held, active int, err error) {
-	var out struct {
-		Held   int `bun:"held"`
-		Active int `bun:"active"`
-	}
-	err = r.s.idb(ctx).NewSelect().Model((*activationRow)(nil)).
-		ColumnExpr("COUNT(*) AS held").
-		ColumnExpr("COALESCE(SUM(CASE WHEN status = ? THEN 1 ELSE 0 END), 0) AS active", string(license.ActivationActive)).
-		Where("license_id = ?", licenseID).
-		Where("(status = ? OR seat_held_until > ?)", string(license.ActivationActive), dbTime(now)).
-		Scan(ctx, &out.Held, &out.Active)
+	var endedHeld int
+	err = r.s.idb(ctx).NewRaw(
+		"SELECT (SELECT COUNT(*) FROM activations WHERE license_id = ? AND status = ?) AS active, "+
+			"(SELECT COUNT(*) FROM activations WHERE license_id = ? AND seat_held_until > ? AND status <> ?) AS ended_held",
+		licenseID, string(license.ActivationActive), licenseID, dbTime(now), string(license.ActivationActive),
+	).Scan(ctx, &active, &endedHeld)
 	if err != nil {
 		return 0, 0, r.s.mapErr(err, "activation")
 	}
-	return out.Held, out.Active, nil
+	return active + endedHeld, active, nil
 }
 
 func (r activationRepo) TransfersSince(ctx context.Context, licenseID string, since time.Time) (int, error) {
