@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/samplero/samplero/core/licensing"
+	"github.com/samplero/samplero/core/pki/authority"
 	"github.com/samplero/samplero/ports"
 	"github.com/samplero/samplero/ports/portstest"
 	"github.com/samplero/samplero/sdk/go/httpsig"
@@ -133,8 +134,8 @@ func TestOnCoreDeviceLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if canonicalSerial(cert.SerialNumber) != m["certificate_serial"] {
-		t.Fatalf("serial %s vs %s", canonicalSerial(cert.SerialNumber), m["certificate_serial"])
+	if authority.CanonicalSerial(cert.SerialNumber) != m["certificate_serial"] {
+		t.Fatalf("serial %s vs %s", authority.CanonicalSerial(cert.SerialNumber), m["certificate_serial"])
 	}
 
 	// The same device again: 200, the same activation.

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/big"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/samplero/samplero/core/errs"
 	"github.com/samplero/samplero/core/licensing/license"
+	"github.com/samplero/samplero/core/pki/authority"
 	"github.com/samplero/samplero/ports"
 	"github.com/samplero/samplero/sdk/go/httpsig"
 )
@@ -236,7 +236,7 @@ func (a *api) resolveCertificateBound(c *fiber.Ctx, r *deviceRequest) error {
 		return err
 	}
 	if cert != nil {
-		serial := canonicalSerial(cert.SerialNumber)
+		serial := authority.CanonicalSerial(cert.SerialNumber)
 		id, err := a.deps.Licensing.ResolveCertificate(ctx, serial, r.keyID, r.op)
 		if err != nil {
 			return err
@@ -340,14 +340,6 @@ func decodeObject(body []byte) (map[string]json.RawMessage, error) {
 		m = map[string]json.RawMessage{}
 	}
 	return m, nil
-}
-
-// canonicalSerial writes a serial as PROTOCOL.md section 1 does: upper-case hex, no leading zeros.
-func canonicalSerial(n *big.Int) string {
-	if n == nil {
-		return ""
-	}
-	return strings.ToUpper(new(big.Int).Abs(n).Text(16))
 }
 
 // sigPath is the @path the device signed: the public prefix a proxy stripped, then the path as sent.

@@ -29,6 +29,7 @@ import (
 
 	"github.com/samplero/samplero/core/errs"
 	"github.com/samplero/samplero/core/licensing/license"
+	"github.com/samplero/samplero/core/pki/authority"
 	"github.com/samplero/samplero/ports"
 	"github.com/samplero/samplero/ports/portstest"
 	"github.com/samplero/samplero/sdk/go/httpsig"
@@ -150,7 +151,7 @@ func (i *testIssuer) IssueDeviceCertificate(_ context.Context, req ports.DeviceC
 		return ports.IssuedCertificate{}, err
 	}
 	return ports.IssuedCertificate{
-		Serial: canonicalSerial(serial), DER: der, PEM: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
+		Serial: authority.CanonicalSerial(serial), DER: der, PEM: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
 		IssuerID: "int-test", NotBefore: tmpl.NotBefore, NotAfter: tmpl.NotAfter,
 	}, nil
 }

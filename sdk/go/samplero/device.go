@@ -57,7 +57,7 @@ type LicenseInfo struct {
 type ValidateResult struct {
 	Valid                 bool        `json:"valid"`
 	Status                string      `json:"status"`
-	Action                string      `json:"action"`
+	Action                string      `json:"action,omitempty"`
 	ActivationID          string      `json:"activation_id"`
 	License               LicenseInfo `json:"license"`
 	TrustLevel            int         `json:"trust_level"`
@@ -69,7 +69,7 @@ type ValidateResult struct {
 type HeartbeatResult struct {
 	Valid                 bool      `json:"valid"`
 	Status                string    `json:"status"`
-	PreviousStatus        string    `json:"previous_status"`
+	PreviousStatus        string    `json:"previous_status,omitempty"`
 	Recovered             bool      `json:"recovered"`
 	Lease                 string    `json:"lease"`
 	HeartbeatDueAt        time.Time `json:"heartbeat_due_at"`
