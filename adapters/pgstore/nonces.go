@@ -2,6 +2,9 @@ package pgstore
 
 import (
 	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/binary"
 	"strings"
 	"sync"
 	"time"
@@ -26,23 +29,49 @@ type NonceStore struct{ s *Store }
 
 var _ ports.NonceStore = NonceStore{}
 
+// The table is compact: a row is the 32-byte pairDigest of (key id, nonce) as its primary key and
+// the expiry in unix milliseconds (a clustered WITHOUT ROWID table on SQLite), so that its index
+// stays small and cheap to search as it grows.
+//
 // reserveSQLHead and reserveSQLTail surround the VALUES of the upsert. A row is inserted, or
 // re-claimed in place when the stored one has expired; RETURNING names exactly the pairs this
 // statement took, on both dialects. Of two concurrent statements with the same pair, exactly one
 // inserts or updates it.
 const (
-	reserveSQLHead = `INSERT INTO request_nonces (key_id, nonce, expires_at) VALUES `
-	reserveSQLTail = ` ON CONFLICT (key_id, nonce) DO UPDATE SET expires_at = excluded.expires_at
-WHERE request_nonces.expires_at <= ? RETURNING key_id, nonce`
+	reserveSQLHead = `INSERT INTO request_nonces (pair, expires_at) VALUES `
+	reserveSQLTail = ` ON CONFLICT (pair) DO UPDATE SET expires_at = excluded.expires_at
+WHERE request_nonces.expires_at <= ? RETURNING pair`
 )
+
+// pairDigest is the stored identity of (keyID, nonce): SHA-256 over both strings, each prefixed
+// with its length, so that distinct pairs have distinct encodings (no separator can be forged).
+// No secret is needed: the digest only has to be collision-free, not unguessable.
+type pairDigest [sha256.Size]byte
+
+func digestPair(keyID, nonce string) pairDigest {
+	h := sha256.New()
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], uint64(len(keyID)))
+	h.Write(n[:])
+	h.Write([]byte(keyID))
+	binary.BigEndian.PutUint64(n[:], uint64(len(nonce)))
+	h.Write(n[:])
+	h.Write([]byte(nonce))
+	var d pairDigest
+	h.Sum(d[:0])
+	return d
+}
+
+// dbMillis is a time as stored in request_nonces.expires_at: unix milliseconds.
+func dbMillis(t time.Time) int64 { return t.UnixMilli() }
 
 // maxNonceBatch bounds the rows of one upsert (3 parameters each, far below PostgreSQL's limit).
 const maxNonceBatch = 512
 
 // reservation is one caller waiting in the batcher.
 type reservation struct {
-	keyID, nonce string
-	expires      time.Time
+	pair    pairDigest
+	expires time.Time
 	// done receives the outcome, or lead=true when this caller must run the next batch itself.
 	done chan reserveOutcome
 }
@@ -60,16 +89,64 @@ type nonceBatcher struct {
 	mu       sync.Mutex
 	pending  []*reservation
 	flushing bool
+	// conn is the connection the leaders reserve on, on SQLite (nil until the first batch, and
+	// after a failure). A SQLite connection drops its whole page cache whenever another connection
+	// wrote since its last transaction; running every batch on the same one keeps the upper pages
+	// of the table cached, which is what the cost of a reservation in a large table hinges on.
+	conn   *bun.Conn
+	closed bool
+}
+
+// leaderConn returns what the leader runs its statements on: the pinned connection on SQLite,
+// the pool on PostgreSQL.
+func (n NonceStore) leaderConn(ctx context.Context) (bun.IConn, error) {
+	if n.s.dialect != DialectSQLite {
+		return n.s.db, nil
+	}
+	b := &n.s.nonceBatch
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil, errs.Internalf("pgstore: store closed")
+	}
+	if b.conn == nil {
+		c, err := n.s.db.Conn(ctx)
+		if err != nil {
+			return nil, err
+		}
+		b.conn = &c
+	}
+	return b.conn, nil
+}
+
+// dropLeaderConn releases the pinned connection after a failure, so that the next batch takes a
+// fresh one.
+func (n NonceStore) dropLeaderConn() {
+	b := &n.s.nonceBatch
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.conn != nil {
+		_ = b.conn.Close()
+		b.conn = nil
+	}
+}
+
+// closeNonceConn releases the pinned connection when the store closes.
+func (s *Store) closeNonceConn() {
+	b := &s.nonceBatch
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.closed = true
+	if b.conn != nil {
+		_ = b.conn.Close()
+		b.conn = nil
+	}
 }
 
 // Reserve records (keyID, nonce) until now+ttl on the store's clock. Any database failure is
 // errs.Unavailable, so that callers fail closed.
 func (n NonceStore) Reserve(ctx context.Context, keyID, nonce string, ttl time.Duration) (bool, error) {
-	// Key ids and nonces are base64url (PROTOCOL.md section 2); text columns cannot hold NUL.
-	if strings.ContainsRune(keyID, 0) || strings.ContainsRune(nonce, 0) {
-		return false, errs.Validation("key id or nonce contains NUL")
-	}
-	r := &reservation{keyID: keyID, nonce: nonce, expires: n.s.clock.Now().Add(ttl), done: make(chan reserveOutcome, 1)}
+	r := &reservation{pair: digestPair(keyID, nonce), expires: n.s.clock.Now().Add(ttl), done: make(chan reserveOutcome, 1)}
 	b := &n.s.nonceBatch
 	b.mu.Lock()
 	b.pending = append(b.pending, r)
@@ -117,38 +194,46 @@ func (n NonceStore) runBatch() {
 // batch is sent once (PostgreSQL refuses to upsert a row twice in one statement); its later
 // duplicates are replays of the first.
 func (n NonceStore) flush(batch []*reservation) {
-	type pair struct{ k, n string }
-	first := make(map[pair]*reservation, len(batch))
+	first := make(map[pairDigest]*reservation, len(batch))
 	var sb strings.Builder
 	sb.WriteString(reserveSQLHead)
-	args := make([]any, 0, 3*len(batch)+1)
+	args := make([]any, 0, 2*len(batch)+1)
 	for _, r := range batch {
-		p := pair{r.keyID, r.nonce}
-		if _, dup := first[p]; dup {
+		if _, dup := first[r.pair]; dup {
 			continue
 		}
-		first[p] = r
+		first[r.pair] = r
 		if len(args) > 0 {
 			sb.WriteString(", ")
 		}
-		sb.WriteString("(?, ?, ?)")
-		args = append(args, r.keyID, r.nonce, dbTime(r.expires))
+		sb.WriteString("(?, ?)")
+		args = append(args, r.pair[:], dbMillis(r.expires))
 	}
 	sb.WriteString(reserveSQLTail)
 	now := n.s.clock.Now()
-	args = append(args, dbTime(now))
+	args = append(args, dbMillis(now))
 
 	// The batch is shared by several requests: no single caller's cancellation may fail it.
 	ctx, cancel := context.WithTimeout(context.Background(), sqliteBusyTimeout+5*time.Second)
 	defer cancel()
-	taken := make(map[pair]bool, len(first))
-	rows, err := n.s.db.QueryContext(ctx, sb.String(), args...)
+	taken := make(map[pairDigest]bool, len(first))
+	conn, err := n.leaderConn(ctx)
+	var rows *sql.Rows
 	if err == nil {
+		rows, err = conn.QueryContext(ctx, sb.String(), args...)
+	}
+	if err == nil {
+		var raw []byte
 		for rows.Next() {
-			var p pair
-			if err = rows.Scan(&p.k, &p.n); err != nil {
+			if err = rows.Scan(&raw); err != nil {
 				break
 			}
+			var p pairDigest
+			if len(raw) != len(p) {
+				err = errs.Internalf("pgstore: nonce store returned a %d-byte pair", len(raw))
+				break
+			}
+			copy(p[:], raw)
 			taken[p] = true
 		}
 		if cerr := rows.Close(); err == nil {
@@ -160,17 +245,17 @@ func (n NonceStore) flush(batch []*reservation) {
 	}
 	var fail error
 	if err != nil {
+		n.dropLeaderConn()
 		fail = errs.Wrap(errs.Unavailable, errs.CodeUnavailable, "nonce store unavailable", err)
 	}
 	// The purge runs before the answers, so that a caller sees the table it left behind.
 	if prev := n.s.reserves.Add(uint64(len(batch))); fail == nil && prev/purgeEvery != (prev-uint64(len(batch)))/purgeEvery {
-		n.purgeSome(ctx, now)
+		n.purgeSome(ctx, conn, now)
 	}
 	for _, r := range batch {
-		p := pair{r.keyID, r.nonce}
 		out := reserveOutcome{err: fail}
-		if fail == nil && first[p] == r {
-			out.fresh = taken[p]
+		if fail == nil && first[r.pair] == r {
+			out.fresh = taken[r.pair]
 		}
 		r.done <- out
 	}
@@ -186,22 +271,18 @@ const (
 
 // purgeSome deletes a bounded batch of expired rows. It never fails the reservation: an error
 // here only delays the cleanup to the next batch.
-func (n NonceStore) purgeSome(ctx context.Context, now time.Time) {
-	// ctid (PostgreSQL) and rowid (SQLite) address rows physically, so the LIMIT can apply.
-	rowRef := "ctid"
-	if n.s.dialect == DialectSQLite {
-		rowRef = "rowid"
-	}
-	_, _ = n.s.db.ExecContext(ctx,
-		"DELETE FROM request_nonces WHERE ? IN (SELECT ? FROM request_nonces WHERE expires_at <= ? LIMIT ?)",
-		bun.Safe(rowRef), bun.Safe(rowRef), dbTime(now), purgeBatch)
+func (n NonceStore) purgeSome(ctx context.Context, conn bun.IConn, now time.Time) {
+	// The subquery walks the expires_at index; the DELETE then finds each row by its primary key.
+	_, _ = conn.ExecContext(ctx,
+		"DELETE FROM request_nonces WHERE pair IN (SELECT pair FROM request_nonces WHERE expires_at <= ? LIMIT ?)",
+		dbMillis(now), purgeBatch)
 }
 
 // PurgeExpired deletes the pairs that expired at or before now, through the expires_at index, and
 // reports how many. Expired rows are already treated as absent; purging only reclaims space, so
 // a periodic job may call it as rarely as it likes.
 func (n NonceStore) PurgeExpired(ctx context.Context, now time.Time) (int64, error) {
-	res, err := n.s.db.NewDelete().Model((*nonceRow)(nil)).Where("expires_at <= ?", dbTime(now)).Exec(ctx)
+	res, err := n.s.db.NewDelete().Model((*nonceRow)(nil)).Where("expires_at <= ?", dbMillis(now)).Exec(ctx)
 	if err != nil {
 		return 0, n.s.mapErr(err, "nonce")
 	}

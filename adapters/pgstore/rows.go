@@ -133,9 +133,8 @@ type adminTokenRow struct {
 type nonceRow struct {
 	bun.BaseModel `bun:"table:request_nonces,alias:n"`
 
-	KeyID     string    `bun:"key_id,pk"`
-	Nonce     string    `bun:"nonce,pk"`
-	ExpiresAt time.Time `bun:"expires_at"`
+	Pair      []byte `bun:"pair,pk"`    // digestPair(key id, nonce)
+	ExpiresAt int64  `bun:"expires_at"` // unix milliseconds
 }
 
 // ---- value mappers ----

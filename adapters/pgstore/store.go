@@ -230,7 +230,10 @@ func (s *Store) DB() *bun.DB { return s.db }
 func (s *Store) Dialect() string { return s.dialect }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	s.closeNonceConn()
+	return s.db.Close()
+}
 
 // Tx returns the transaction port.
 func (s *Store) Tx() ports.Tx { return txPort{s} }

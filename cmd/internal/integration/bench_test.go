@@ -168,20 +168,22 @@ func fillNonces(tb testing.TB, store *pgstore.Store, n int) {
 	tb.Helper()
 	ctx := context.Background()
 	began := time.Now()
-	// 5,000 keys with 200 live nonces each; nonces look like the 32-character values devices send.
+	// Rows are stored as a 32-byte pair digest and an expiry in unix milliseconds; the filler rows
+	// are distinct 32-byte digests that expire in an hour.
 	// In chunks, so that no statement runs into the driver's read timeout on a busy machine.
+	expires := time.Now().Add(time.Hour).UnixMilli()
 	const chunk = 100_000
 	for from := 1; from <= n; from += chunk {
 		to := min(from+chunk-1, n)
-		_, err := store.DB().ExecContext(ctx, `INSERT INTO request_nonces (key_id, nonce, expires_at)
-SELECT 'fill-key-' || (g % 5000), md5(g::text), now() + interval '1 hour'
-FROM generate_series(?::bigint, ?::bigint) AS g`, from, to)
+		_, err := store.DB().ExecContext(ctx, `INSERT INTO request_nonces (pair, expires_at)
+SELECT sha256(convert_to('fill-key-' || (g % 5000) || '/' || md5(g::text), 'UTF8')), ?::bigint
+FROM generate_series(?::bigint, ?::bigint) AS g`, expires, from, to)
 		if err != nil {
 			tb.Fatalf("filling nonces %d to %d: %v", from, to, err)
 		}
 	}
 	var count int
-	if err := store.DB().QueryRowContext(ctx, `SELECT count(*) FROM request_nonces WHERE expires_at > now()`).Scan(&count); err != nil || count != n {
+	if err := store.DB().QueryRowContext(ctx, `SELECT count(*) FROM request_nonces WHERE expires_at > ?`, time.Now().UnixMilli()).Scan(&count); err != nil || count != n {
 		tb.Fatalf("filled %d unexpired nonces (%v), want %d", count, err, n)
 	}
 	if _, err := store.DB().ExecContext(ctx, `ANALYZE request_nonces`); err != nil {
