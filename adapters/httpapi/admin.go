@@ -291,6 +291,15 @@ type pageBody[T any] struct {
 	NextCursor *string `json:"next_cursor"`
 }
 
+// renderPage answers one page of a list: the items mapped to their bodies and the next cursor.
+func renderPage[V, B any](c *fiber.Ctx, items []V, next string, body func(V) B) error {
+	out := pageBody[B]{Items: make([]B, 0, len(items)), NextCursor: nullable(next)}
+	for _, v := range items {
+		out.Items = append(out.Items, body(v))
+	}
+	return render(c, fiber.StatusOK, out)
+}
+
 func activationOf(v ports.ActivationView) activationBody {
 	return activationBody{
 		ID:                v.ID,
@@ -405,11 +414,7 @@ func (a *api) listLicenses(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	out := pageBody[licenseBody]{Items: make([]licenseBody, 0, len(items)), NextCursor: nullable(next)}
-	for _, v := range items {
-		out.Items = append(out.Items, licenseOf(v))
-	}
-	return render(c, fiber.StatusOK, out)
+	return renderPage(c, items, next, licenseOf)
 }
 
 // getLicense: GET /v1/admin/licenses/{id}.
@@ -464,11 +469,7 @@ func (a *api) listActivations(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	out := pageBody[activationBody]{Items: make([]activationBody, 0, len(items)), NextCursor: nullable(next)}
-	for _, v := range items {
-		out.Items = append(out.Items, activationOf(v))
-	}
-	return render(c, fiber.StatusOK, out)
+	return renderPage(c, items, next, activationOf)
 }
 
 // releaseSeat: POST /v1/admin/activations/{id}/release-seat → 200 the license.
