@@ -118,4 +118,11 @@ type Mailer interface {
 type Processes interface {
 	// SendEmail starts the e-mail delivery workflow for msg (workflow ID email/<msg.ID>).
 	SendEmail(ctx context.Context, msg EmailMessage) error
+	// StartFulfillment starts the fulfilment of a paid order (workflow ID fulfillment/<orderID>).
+	// Starting it again, while it runs or after it finished, is a no-op.
+	StartFulfillment(ctx context.Context, orderID string) error
+	// StartRevocation starts the revocation of an order's licenses and entitlements after a refund
+	// or dispute (workflow ID revocation/<orderID>); status is "refunded" or "disputed". Starting
+	// it again is a no-op.
+	StartRevocation(ctx context.Context, orderID, status, reason string) error
 }

@@ -206,8 +206,12 @@ func productOf(p license.ProductRecord) productBody {
 	}
 }
 
-// putProduct: POST /v1/admin/products → 201 the product.
+// putProduct: POST /v1/admin/products → 201 the product. With Commerce the catalog owns products
+// (and hands the policy to licensing in the same transaction): putCatalogProduct.
 func (a *api) putProduct(c *fiber.Ctx) error {
+	if a.deps.Commerce != nil {
+		return a.putCatalogProduct(c)
+	}
 	var req productRequest
 	if err := decodeStrict(c.Request().Body(), &req); err != nil {
 		return err

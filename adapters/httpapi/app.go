@@ -1,6 +1,8 @@
 // Package httpapi is the Fiber adapter of the device API (PROTOCOL.md sections 2, 3 and 6), the admin
-// API (section 9), health, readiness and metrics. It parses requests, runs the checks of section 2 in
-// their order, calls ports.Licensing, renders the answer and signs every device response.
+// API (section 9), the commerce API (admin catalog, coupons and orders; public catalog, checkout,
+// orders and downloads; payment webhooks), health, readiness and metrics. It parses requests, runs
+// the checks of section 2 in their order, calls ports.Licensing and ports.Commerce, renders the
+// answer and signs every device response.
 //
 // One app serves both listeners: the plain HTTP listener and the TLS device listener (where the
 // client certificate comes from the TLS connection state). Errors are mapped to RFC 9457 problems in
@@ -24,7 +26,8 @@ import (
 
 // Deps are the ports and settings the HTTP adapter needs. Licensing, Keys, Nonces and Clock are
 // required; Limiter is required when rate limits are enabled; AdminTokens is required for the admin
-// API (without it every admin call answers 401).
+// API (without it every admin call answers 401). Commerce is optional: without it no commerce route
+// is served.
 type Deps struct {
 	Licensing   ports.Licensing
 	Keys        ports.ServerKeys
@@ -40,7 +43,16 @@ type Deps struct {
 	Registry *prometheus.Registry
 	// OnServerError is told about every 5xx answer and recovered panic (Sentry); may be nil.
 	OnServerError func(ctx context.Context, err error)
-	Config        Config
+
+	// Commerce serves the commerce routes; nil serves none of them.
+	Commerce ports.Commerce
+	// Files serves GET /v1/files/{token} (the local object store's signed links); nil answers 404.
+	Files ports.FileServer
+	// StripeWebhook verifies a Stripe webhook (raw body, Stripe-Signature header) and maps it; nil
+	// answers 503 STRIPE_NOT_CONFIGURED.
+	StripeWebhook func(payload []byte, signatureHeader string) (ports.PaymentEventIn, error)
+
+	Config Config
 }
 
 // RateLimits configures the limits of the device API. The per-address limit runs before anything
@@ -71,9 +83,21 @@ type Config struct {
 	// MTLSURL is the device base URL of the TLS listener, returned as mtls_url by activate when the
 	// licensing service's grant does not name one; "" = null.
 	MTLSURL string
-	// BodyLimit is the largest body Fiber reads at all; device bodies above httpsig.MaxBodyBytes but
-	// below it get the signed 413 of the protocol.
+	// BodyLimit is the largest body read for any route but the asset upload; device bodies above
+	// httpsig.MaxBodyBytes but below it get the signed 413 of the protocol.
 	BodyLimit int
+
+	// PublicURL is the base of the order_url of checkout answers, e.g. http://127.0.0.1:8080; ""
+	// answers a path relative to this server.
+	PublicURL string
+	// WebhookSecret keys the generic payment webhook's HMAC; "" answers 503 WEBHOOK_NOT_CONFIGURED.
+	WebhookSecret string
+	// WebhookAllowlist limits the generic webhook to these client addresses; empty admits any.
+	WebhookAllowlist []netip.Prefix
+	// WebhookMaxSkew is how far the generic webhook's timestamp may be from our clock (300 s).
+	WebhookMaxSkew time.Duration
+	// MaxAssetBytes is the largest asset upload (2 GiB); larger uploads get 413.
+	MaxAssetBytes int64
 }
 
 // DefaultConfig returns the production defaults: mTLS required, rate limits on, no trusted proxy.
@@ -86,8 +110,10 @@ func DefaultConfig() Config {
 			PerLicense:    ports.Limit{Max: 120, Window: time.Minute},
 			PerActivation: ports.Limit{Max: 60, Window: time.Minute},
 		},
-		ReplayTTL: 600 * time.Second,
-		BodyLimit: 1 << 20,
+		ReplayTTL:      600 * time.Second,
+		BodyLimit:      1 << 20,
+		WebhookMaxSkew: 300 * time.Second,
+		MaxAssetBytes:  2 << 30,
 	}
 }
 
@@ -97,6 +123,7 @@ type api struct {
 	cfg     Config
 	log     *slog.Logger
 	metrics *metrics
+	marks   bodyMarks // bodies refused before they were read (commerce_body.go)
 }
 
 // New builds the app with every route of this adapter. It fails when a required dependency is
@@ -130,6 +157,12 @@ func New(deps Deps) (*fiber.App, error) {
 	if cfg.BodyLimit <= 0 {
 		cfg.BodyLimit = 1 << 20
 	}
+	if cfg.WebhookMaxSkew <= 0 {
+		cfg.WebhookMaxSkew = 300 * time.Second
+	}
+	if cfg.MaxAssetBytes <= 0 {
+		cfg.MaxAssetBytes = 2 << 30
+	}
 	if deps.Registry == nil {
 		deps.Registry = prometheus.NewRegistry()
 	}
@@ -146,20 +179,28 @@ func New(deps Deps) (*fiber.App, error) {
 		AppName:               "samplero",
 		DisableStartupMessage: true,
 		BodyLimit:             cfg.BodyLimit,
-		ErrorHandler:          a.errorHandler,
+		ErrorHandler:          a.serverError,
 		ReadTimeout:           30 * time.Second,
 		WriteTimeout:          30 * time.Second,
 		IdleTimeout:           120 * time.Second,
 		// Bodies are read raw (c.Request().Body()): Fiber must not decode Content-Encoding, which the
 		// device API refuses anyway.
+		//
+		// Bodies are streamed so that an asset upload (up to MaxAssetBytes) goes to the object store
+		// without being held in memory. fasthttp then no longer enforces BodyLimit itself: the
+		// bodyLimit middleware does, for every other route, before any handler reads the body.
+		StreamRequestBody:            true,
+		DisablePreParseMultipartForm: true,
 	})
+	app.Server().HeaderReceived = a.headerReceived
 	a.routes(app)
 	return app, nil
 }
 
 // routes lists every route of the adapter on one screen.
 func (a *api) routes(app *fiber.App) {
-	app.Use(a.edge) // request id, access log, metrics, panic recovery, error rendering
+	app.Use(a.edge)      // request id, access log, metrics, panic recovery, error rendering
+	app.Use(a.bodyLimit) // BodyLimit for every route but the asset upload (bodies are streamed)
 
 	app.Get("/healthz", a.healthz)
 	app.Get("/readyz", a.readyz)
@@ -185,4 +226,47 @@ func (a *api) routes(app *fiber.App) {
 	admin.Get("/activations", a.listActivations)
 	admin.Post("/activations/:id/release-seat", a.releaseSeat)
 	admin.Post("/claims/:id/:decision<regex(^(approve|reject)$)>", a.decideClaim)
+
+	// Signed download links of the local object store.
+	app.Get("/v1/files/:token", a.public, a.serveFile)
+
+	if a.deps.Commerce == nil {
+		return
+	}
+	// Commerce, admin: catalog, coupons, orders (POST /v1/admin/products is above).
+	admin.Get("/products", a.adminListProducts)
+	admin.Get("/products/:slug", a.adminGetProduct)
+	admin.Patch("/products/:slug", a.adminUpdateProduct)
+	admin.Delete("/products/:slug", a.adminDeleteProduct)
+	admin.Post("/products/:slug/publish", a.adminPublishProduct(true))
+	admin.Post("/products/:slug/unpublish", a.adminPublishProduct(false))
+	admin.Post("/products/:slug/versions", a.adminCreateVersion)
+	admin.Patch("/products/:slug/versions/:id", a.adminUpdateVersion)
+	admin.Delete("/products/:slug/versions/:id", a.adminDeleteVersion)
+	admin.Put("/products/:slug/versions/:id/asset", a.adminUploadAsset) // streamed, up to MaxAssetBytes
+	admin.Get("/coupons", a.adminListCoupons)
+	admin.Post("/coupons", a.adminCreateCoupon)
+	admin.Get("/coupons/:id", a.adminGetCoupon)
+	admin.Patch("/coupons/:id", a.adminUpdateCoupon)
+	admin.Delete("/coupons/:id", a.adminDeleteCoupon)
+	admin.Get("/orders", a.adminListOrders)
+	admin.Post("/orders", a.adminCreateOrder)
+	admin.Get("/orders/:id", a.adminGetOrder)
+	admin.Post("/orders/:id/mark-paid", a.adminMarkPaid)
+	admin.Post("/orders/:id/refund", a.adminRefund)
+	admin.Post("/orders/:id/release", a.adminRelease)
+
+	// Commerce, public (per-address rate limit).
+	app.Get("/v1/catalog/products", a.public, a.catalogList)
+	app.Get("/v1/catalog/products/:slug", a.public, a.catalogProduct)
+	app.Get("/v1/catalog/products/:slug/versions", a.public, a.catalogVersions)
+	app.Get("/v1/catalog/products/:slug/versions/latest", a.public, a.catalogLatest)
+	app.Post("/v1/checkout", a.public, a.checkout)
+	app.Get("/v1/orders/:id", a.public, a.customerOrder)
+	app.Post("/v1/orders/:id/downloads", a.public, a.orderDownload)
+	app.Post("/v1/downloads", a.public, a.licenseDownload)
+
+	// Payment webhooks (not rate limited: a provider delivers bursts and retries what fails).
+	app.Post("/v1/webhooks/stripe", a.stripeWebhook)
+	app.Post("/v1/webhooks/payment", a.paymentWebhook)
 }

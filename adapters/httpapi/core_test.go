@@ -315,3 +315,9 @@ func TestOnCoreClaims(t *testing.T) {
 		t.Fatal("an answer verified against another nonce")
 	}
 }
+
+// StartFulfillment is not used by these tests.
+func (p *testProcesses) StartFulfillment(context.Context, string) error { return nil }
+
+// StartRevocation is not used by these tests.
+func (p *testProcesses) StartRevocation(context.Context, string, string, string) error { return nil }

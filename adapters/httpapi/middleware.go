@@ -59,12 +59,22 @@ func (a *api) edge(c *fiber.Ctx) (err error) {
 	a.log.LogAttrs(c.UserContext(), level, "http request",
 		slog.String("request_id", id),
 		slog.String("method", c.Method()),
-		slog.String("path", string(c.Request().URI().PathOriginal())),
+		slog.String("path", logPath(string(c.Request().URI().PathOriginal()))),
 		slog.String("route", route),
 		slog.Int("status", status),
 		slog.String("client", a.clientAddr(c)),
 		slog.Duration("duration", time.Since(start)))
 	return nil
+}
+
+// logPath is the path as logged: the token of a download link (/v1/files/{token}) is a bearer
+// credential for as long as the link lives, so it is cut.
+func logPath(p string) string {
+	const files = "/v1/files/"
+	if i := strings.Index(p, files); i >= 0 && len(p) > i+len(files) {
+		return p[:i+len(files)] + "[redacted]"
+	}
+	return p
 }
 
 // routeLabel is the matched route pattern, or "unmatched": raw paths would give metrics an unbounded

@@ -179,3 +179,16 @@ func TestRoutesAddedLaterGetTheEdge(t *testing.T) {
 		t.Fatalf("panic on a later route: %d %s", res.StatusCode, res.Header.Get("Content-Type"))
 	}
 }
+
+func TestLogPathCutsDownloadTokens(t *testing.T) {
+	for in, want := range map[string]string{
+		"/v1/files/eyJhbGciOiJIUzI1NiJ9.x.y": "/v1/files/[redacted]",
+		"/api/v1/files/abc":                  "/api/v1/files/[redacted]",
+		"/v1/files/":                         "/v1/files/",
+		"/v1/validate":                       "/v1/validate",
+	} {
+		if got := logPath(in); got != want {
+			t.Errorf("logPath(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

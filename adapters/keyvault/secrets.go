@@ -84,3 +84,16 @@ func readSecret(path string) ([]byte, error) {
 	}
 	return s, nil
 }
+
+// LoadOrCreateSecret reads, or creates, one more named secret in DIR/secrets the same way (dev's
+// signing secret of order links, for example).
+func LoadOrCreateSecret(dir, name string) ([]byte, error) {
+	if name == "" || name != filepath.Base(name) || name == lookupSecretFile || name == encryptSecretFile {
+		return nil, fmt.Errorf("keyvault: %q is not a name for a new secret", name)
+	}
+	sdir := filepath.Join(dir, secretsDir)
+	if err := os.MkdirAll(sdir, 0o700); err != nil {
+		return nil, fmt.Errorf("keyvault: %w", err)
+	}
+	return loadOrCreate(filepath.Join(sdir, name))
+}

@@ -14,9 +14,11 @@ import (
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 
+	"github.com/samplero/samplero/core/commerce/order"
 	"github.com/samplero/samplero/core/errs"
 	"github.com/samplero/samplero/ports"
 	"github.com/samplero/samplero/workflows/emaildelivery"
+	"github.com/samplero/samplero/workflows/fulfillment"
 )
 
 // Options says where the Temporal frontend is.
@@ -94,4 +96,49 @@ func (c *Client) SendEmail(ctx context.Context, msg ports.EmailMessage) error {
 		return nil
 	}
 	return errs.Wrap(errs.Unavailable, errs.CodeUnavailable, "could not start the e-mail delivery", err)
+}
+
+// StartFulfillment starts fulfillment/<orderID>. Asking again while the run is open, or after it
+// completed, is a no-op ("already started" is success), so a webhook delivered twice or a resume
+// after a crash never fulfils twice. A run that failed (flagged for support, or the order was held)
+// may be started again: that is how an admin's release of the order resumes it, and every step is
+// idempotent.
+func (c *Client) StartFulfillment(ctx context.Context, orderID string) error {
+	if orderID == "" {
+		return errs.Validation("a fulfilment needs an order id")
+	}
+	return c.startOnce(ctx, fulfillment.WorkflowID(orderID), fulfillment.FulfilWorkflowName,
+		fulfillment.FulfilInput{OrderID: orderID}, "could not start the fulfilment")
+}
+
+// StartRevocation starts revocation/<orderID> for a refunded or disputed order, with the same
+// start-once rule as StartFulfillment.
+func (c *Client) StartRevocation(ctx context.Context, orderID, status, reason string) error {
+	if orderID == "" {
+		return errs.Validation("a revocation needs an order id")
+	}
+	if status != string(order.StatusRefunded) && status != string(order.StatusDisputed) {
+		return errs.Validation("a revocation's status is refunded or disputed")
+	}
+	return c.startOnce(ctx, fulfillment.RevocationID(orderID), fulfillment.RevokeWorkflowName,
+		fulfillment.RevokeInput{OrderID: orderID, Status: status, Reason: reason}, "could not start the revocation")
+}
+
+// startOnce starts a workflow that must run once per ID. An open run under the ID refuses the start
+// (CONFLICT_POLICY_FAIL) and so does a completed one; a failed, cancelled, terminated or timed-out
+// one does not (ALLOW_DUPLICATE_FAILED_ONLY).
+func (c *Client) startOnce(ctx context.Context, id, workflow string, input any, failure string) error {
+	opts := client.StartWorkflowOptions{
+		ID:                                       id,
+		TaskQueue:                                fulfillment.TaskQueue,
+		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY,
+		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+	}
+	_, err := c.sdk.ExecuteWorkflow(ctx, opts, workflow, input)
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if err == nil || errors.As(err, &started) {
+		return nil
+	}
+	return errs.Wrap(errs.Unavailable, errs.CodeUnavailable, failure, err)
 }

@@ -1,5 +1,6 @@
-// Package web is the server-rendered owner page of Samplero: the confirmation of a first-activation
-// claim (PROTOCOL.md section 6, POST /v1/activate 202). Templates and styles are embedded.
+// Package web is the server-rendered pages of Samplero: the owner's confirmation of a first-activation
+// claim (PROTOCOL.md section 6, POST /v1/activate 202) and the buyer's order page with its download
+// links (orders.go). Templates and styles are embedded.
 //
 // The page is safe to be opened by mail scanners: GET only shows the claim; the decision is a POST
 // from the page carrying the single-use token from the e-mail. The token is the only credential,
@@ -35,15 +36,19 @@ var files embed.FS
 // Deps are what the pages need.
 type Deps struct {
 	Licensing ports.Licensing
-	Logger    *slog.Logger
+	// Commerce serves the order pages; nil serves none.
+	Commerce ports.Commerce
+	Logger   *slog.Logger
 }
 
 // Pages serves the owner pages.
 type Pages struct {
 	lic     ports.Licensing
+	com     ports.Commerce
 	log     *slog.Logger
 	confirm *template.Template
 	message *template.Template
+	order   *template.Template
 	css     template.CSS
 	csp     string
 }
@@ -71,11 +76,14 @@ func New(d Deps) (*Pages, error) {
 		}
 		return t.ParseFS(files, "templates/"+name)
 	}
-	p := &Pages{lic: d.Licensing, log: d.Logger, css: template.CSS(css)}
+	p := &Pages{lic: d.Licensing, com: d.Commerce, log: d.Logger, css: template.CSS(css)}
 	if p.confirm, err = page("confirm.html"); err != nil {
 		return nil, err
 	}
 	if p.message, err = page("message.html"); err != nil {
+		return nil, err
+	}
+	if p.order, err = page("order.html"); err != nil {
 		return nil, err
 	}
 	// The only style is the embedded one, allowed by its hash: no inline script or style can run.
@@ -89,6 +97,9 @@ func New(d Deps) (*Pages, error) {
 func (p *Pages) Register(r fiber.Router) {
 	r.Get(ConfirmPath, p.showClaim)
 	r.Post(ConfirmPath, p.decideClaim)
+	if p.com != nil {
+		p.registerOrders(r)
+	}
 }
 
 func (p *Pages) headers(c *fiber.Ctx) {

@@ -64,6 +64,8 @@ func TestE2EServe(t *testing.T) {
 		"SAMPLERO_KEY_ENCRYPTION_SECRET="+encSecret,
 		"SAMPLERO_SIGNING_KEYS_DIR="+filepath.Join(shared, "keys"),
 		"SAMPLERO_PKI_DIR="+filepath.Join(shared, "pki"),
+		"SAMPLERO_LINKS_SECRET="+hex.EncodeToString(secret(24)),
+		"SAMPLERO_ASSETS_DIR="+filepath.Join(shared, "assets"),
 	)
 	runCmd := func(args ...string) string {
 		t.Helper()

@@ -392,3 +392,9 @@ func must[T any](t *testing.T) func(T, error) T {
 		return v
 	}
 }
+
+// StartFulfillment is not used by these tests.
+func (p *testProcesses) StartFulfillment(context.Context, string) error { return nil }
+
+// StartRevocation is not used by these tests.
+func (p *testProcesses) StartRevocation(context.Context, string, string, string) error { return nil }

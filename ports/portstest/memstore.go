@@ -25,7 +25,8 @@ const CodeActivationExists = license.CodeActivationExists
 // hanging the test binary.
 const lockWait = 10 * time.Second
 
-// MemStore is an in-memory implementation of every licensing repository and of ports.Tx.
+// MemStore is an in-memory implementation of every licensing and commerce repository and of
+// ports.Tx.
 //
 // One store-wide lock serialises transactions (the strongest form of the row lock that
 // GetForUpdate promises); an operation outside a transaction takes the lock for itself alone, so it
@@ -44,6 +45,8 @@ type MemStore struct {
 	claims      map[string]license.ClaimRecord
 	tokens      map[string]ports.AdminToken
 	nonces      *MemNonceStore
+
+	com commerceMem // the commerce repositories (commerce_mem.go)
 }
 
 // MemOption configures a MemStore.
@@ -63,6 +66,7 @@ func NewMemStore(opts ...MemOption) *MemStore {
 		certs:       map[string]license.CertificateRecord{},
 		claims:      map[string]license.ClaimRecord{},
 		tokens:      map[string]ports.AdminToken{},
+		com:         newCommerceMem(),
 	}
 	for _, o := range opts {
 		o(s)

@@ -27,6 +27,7 @@ import (
 	"github.com/samplero/samplero/adapters/temporalclient"
 	"github.com/samplero/samplero/adapters/web"
 	"github.com/samplero/samplero/cmd/internal/config"
+	"github.com/samplero/samplero/core/commerce"
 	"github.com/samplero/samplero/core/licensing"
 	"github.com/samplero/samplero/core/pki"
 	"github.com/samplero/samplero/ports"
@@ -57,6 +58,7 @@ type Server struct {
 	PKI      *pki.Service
 	Keys     *serverkeys.Keys
 	Licenses *licensing.Service
+	Commerce *commerce.Service
 	Reporter *sentryobs.Reporter
 	App      *fiber.App
 	// pingShared checks Redis when it holds the replay store.
@@ -172,6 +174,13 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger, store *pgst
 		},
 	})
 
+	com, err := buildCommerce(ctx, cfg, log, store, s.Licenses, tc)
+	if err != nil {
+		return nil, err
+	}
+	s.Commerce = com.service
+	s.closers = append(s.closers, com.close)
+
 	sh, err := sharedStores(ctx, cfg, store)
 	if err != nil {
 		return nil, err
@@ -185,17 +194,27 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger, store *pgst
 	hc.TrustedProxies = cfg.TrustedProxies
 	hc.ProxyToken = cfg.ProxyToken.Reveal()
 	hc.MTLSURL = deviceURL
+	hc.PublicURL = cfg.PublicURL
+	hc.WebhookSecret = cfg.Commerce.WebhookSecret.Reveal()
+	hc.WebhookAllowlist = cfg.Commerce.WebhookAllowlist
+	var stripeWebhook func([]byte, string) (ports.PaymentEventIn, error)
+	if com.stripe != nil && cfg.StripeWebhookSecret.Set() {
+		stripeWebhook = com.stripe.ParseWebhook
+	}
 	app, err := httpapi.New(httpapi.Deps{
-		Licensing:   s.Licenses,
-		Keys:        s.Keys,
-		Issuer:      s.PKI,
-		Nonces:      sh.nonces,
-		Limiter:     sh.limiter,
-		AdminTokens: store.AdminTokens(),
-		Clock:       systemClock{},
-		Ready:       s.Ready,
-		Logger:      log.With("component", "http"),
-		Registry:    prometheus.NewRegistry(),
+		Licensing:     s.Licenses,
+		Commerce:      s.Commerce,
+		Files:         com.files,
+		StripeWebhook: stripeWebhook,
+		Keys:          s.Keys,
+		Issuer:        s.PKI,
+		Nonces:        sh.nonces,
+		Limiter:       sh.limiter,
+		AdminTokens:   store.AdminTokens(),
+		Clock:         systemClock{},
+		Ready:         s.Ready,
+		Logger:        log.With("component", "http"),
+		Registry:      prometheus.NewRegistry(),
 		OnServerError: func(ctx context.Context, err error) {
 			s.Reporter.CaptureError(err, nil)
 		},
@@ -204,7 +223,7 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger, store *pgst
 	if err != nil {
 		return nil, err
 	}
-	pages, err := web.New(web.Deps{Licensing: s.Licenses, Logger: log.With("component", "web")})
+	pages, err := web.New(web.Deps{Licensing: s.Licenses, Commerce: s.Commerce, Logger: log.With("component", "web")})
 	if err != nil {
 		return nil, err
 	}

@@ -83,7 +83,7 @@ func Dev(ctx context.Context, cfg config.Config, log *slog.Logger, stdout, stder
 		return err
 	}
 	defer srv.Close()
-	stopWorker, err := StartWorker(tc, mailer, log)
+	stopWorker, err := StartWorker(tc, mailer, srv.Commerce, log)
 	if err != nil {
 		return err
 	}
@@ -109,6 +109,7 @@ func Dev(ctx context.Context, cfg config.Config, log *slog.Logger, stdout, stder
 		"  admin token  %s\n",
 		ReadyLine, cfg.HTTPAddr, cfg.DeviceAddr, srv.CA.ChainPath(), temporal.UIURL(), cfg.DataDir, tokenFile)
 	log.Info("ready", "config", cfg.String(), "temporal_pid", temporal.Pid())
+	go resumeFulfilment(ctx, srv.Commerce, log.With("component", "commerce"))
 	err = srv.Serve(ctx, l)
 	log.Info("shutting down")
 	return ignoreCanceled(err)

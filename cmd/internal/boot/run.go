@@ -56,6 +56,7 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	log.Info("serving", "http", cfg.HTTPAddr, "device", cfg.DeviceAddr)
+	go resumeFulfilment(ctx, srv.Commerce, log.With("component", "commerce"))
 	return srv.Serve(ctx, l)
 }
 
@@ -73,12 +74,24 @@ func Worker(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// The fulfilment activities run the commerce and licensing cores: the worker opens the database
+	// and builds the same cores as serve (it serves no HTTP).
+	store, err := OpenStore(ctx, cfg, false)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
 	tc, err := dialTemporalPatiently(ctx, cfg, log, time.Minute)
 	if err != nil {
 		return err
 	}
 	defer tc.Close()
-	return RunWorker(ctx, tc, mailer, log)
+	srv, err := Build(ctx, cfg, log, store, tc)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	return RunWorker(ctx, tc, mailer, srv.Commerce, log)
 }
 
 // ignoreCanceled treats the end of ctx as a clean stop.

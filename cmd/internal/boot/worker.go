@@ -10,13 +10,15 @@ import (
 	"github.com/samplero/samplero/adapters/temporalclient"
 	"github.com/samplero/samplero/ports"
 	"github.com/samplero/samplero/workflows/emaildelivery"
+	"github.com/samplero/samplero/workflows/fulfillment"
 )
 
 // StartWorker starts a worker on the samplero task queue with every workflow registered. Stop it
 // with the returned function (it waits for running activities to finish).
-func StartWorker(tc *temporalclient.Client, mailer ports.Mailer, log *slog.Logger) (stop func(), err error) {
+func StartWorker(tc *temporalclient.Client, mailer ports.Mailer, fulfil ports.Fulfilment, log *slog.Logger) (stop func(), err error) {
 	w := worker.New(tc.SDK(), emaildelivery.TaskQueue, worker.Options{})
 	emaildelivery.Register(w, mailer)
+	fulfillment.Register(w, fulfil)
 	if err := w.Start(); err != nil {
 		return nil, fmt.Errorf("starting the worker: %w", err)
 	}
@@ -25,8 +27,8 @@ func StartWorker(tc *temporalclient.Client, mailer ports.Mailer, log *slog.Logge
 }
 
 // RunWorker runs a worker until ctx ends.
-func RunWorker(ctx context.Context, tc *temporalclient.Client, mailer ports.Mailer, log *slog.Logger) error {
-	stop, err := StartWorker(tc, mailer, log)
+func RunWorker(ctx context.Context, tc *temporalclient.Client, mailer ports.Mailer, fulfil ports.Fulfilment, log *slog.Logger) error {
+	stop, err := StartWorker(tc, mailer, fulfil, log)
 	if err != nil {
 		return err
 	}

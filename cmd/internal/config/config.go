@@ -83,8 +83,51 @@ var Environment = []Env{
 	{Name: "SAMPLERO_DEVICE_ADDR", Default: "127.0.0.1:8443", Doc: "TLS device listener (client certificates verified if given)"},
 	{Name: "SENTRY_DSN", Secret: true, Doc: "report panics and 5xx to Sentry (scrubbed); unset = off"},
 	{Name: "SENDGRID_API_KEY", Secret: true, Doc: "reserved for the SendGrid mailer (not wired yet: use SAMPLERO_SMTP_URL)"},
-	{Name: "STRIPE_WEBHOOK_SECRET", Secret: true, Doc: "endpoint secret verifying `Stripe-Signature` (also under dev)"},
-	{Name: "STRIPE_SECRET_KEY", Secret: true, Doc: "Stripe API key"},
+	{Name: "STRIPE_WEBHOOK_SECRET", Secret: true, Doc: "endpoint secret verifying `Stripe-Signature` on `POST /v1/webhooks/stripe` (also under dev); unset = that webhook answers 503"},
+	{Name: "STRIPE_SECRET_KEY", Secret: true, Doc: "Stripe API key for Checkout Sessions and refunds; unset = `POST /v1/checkout` answers 503 `PAYMENTS_UNAVAILABLE` (coupons, admin orders and webhooks still work)"},
+	{Name: "STRIPE_API_BASE", Doc: "Stripe API base URL; unset = Stripe itself (tests point it at stripe-mock)"},
+	{Name: "SAMPLERO_WEBHOOK_SECRET", Secret: true, Doc: "HMAC secret of the generic payment webhook `POST /v1/webhooks/payment`; unset = that webhook answers 503"},
+	{Name: "SAMPLERO_WEBHOOK_ALLOWED_IPS", Doc: "comma-separated addresses or CIDRs allowed to call the generic payment webhook (the client address is read through SAMPLERO_TRUSTED_PROXIES only); unset = any"},
+	{Name: "SAMPLERO_OPERATOR_EMAIL", Doc: "address that receives support alerts (orders held for review, failed fulfilment); unset = none, the orders are still flagged"},
+	{Name: "SAMPLERO_VENDOR_NAME", Default: "Samplero", Doc: "the vendor's name in e-mails"},
+	{Name: "SAMPLERO_LINKS_SECRET", Secret: true, Doc: "at least 32 characters: signs order access tokens and local download links; required by serve and worker (dev keeps one in DIR/secrets)"},
+	{Name: "SAMPLERO_DOWNLOAD_TTL", Default: "1h", Doc: "how long a download link works (Go duration)"},
+	{Name: "SAMPLERO_CHECKOUT_SUCCESS_URL", Doc: "default Checkout success page; `{ORDER_ID}` is replaced (default PUBLIC_URL/checkout/success?order={ORDER_ID})"},
+	{Name: "SAMPLERO_CHECKOUT_CANCEL_URL", Doc: "default Checkout cancel page; `{ORDER_ID}` is replaced (default PUBLIC_URL/checkout/cancel?order={ORDER_ID})"},
+	{Name: "SAMPLERO_OBJECT_STORE", Default: "local", Doc: "`local` (files under SAMPLERO_ASSETS_DIR, links served by this server) or `s3`"},
+	{Name: "SAMPLERO_ASSETS_DIR", Doc: "directory of the local object store; required by serve and worker with `local` (dev: DIR/assets)"},
+	{Name: "SAMPLERO_S3_ENDPOINT", Doc: "S3-compatible endpoint URL; unset = AWS"},
+	{Name: "SAMPLERO_S3_REGION", Default: "us-east-1", Doc: "S3 region"},
+	{Name: "SAMPLERO_S3_BUCKET", Doc: "S3 bucket of product assets; required with `s3`"},
+	{Name: "SAMPLERO_S3_ACCESS_KEY_ID", Doc: "S3 access key id"},
+	{Name: "SAMPLERO_S3_SECRET_ACCESS_KEY", Secret: true, Doc: "S3 secret access key"},
+	{Name: "SAMPLERO_S3_PATH_STYLE", Default: "false", Doc: "`true` for path-style S3 URLs (most self-hosted S3-compatible servers)"},
+}
+
+// ObjectStore says where product assets live.
+type ObjectStore struct {
+	Kind            string // local | s3
+	Dir             string // local
+	Endpoint        string
+	Region          string
+	Bucket          string
+	AccessKeyID     string
+	SecretAccessKey Secret
+	PathStyle       bool
+}
+
+// Commerce holds the settings of the commerce context and its adapters.
+type Commerce struct {
+	StripeAPIBase    string
+	WebhookSecret    Secret
+	WebhookAllowlist []netip.Prefix
+	OperatorEmail    string
+	VendorName       string
+	LinksSecret      Secret
+	DownloadTTL      time.Duration
+	SuccessURL       string
+	CancelURL        string
+	Objects          ObjectStore
 }
 
 // Temporal says how to reach Temporal.
@@ -199,6 +242,7 @@ type Config struct {
 	SendGridAPIKey      Secret
 	StripeWebhookSecret Secret
 	StripeSecretKey     Secret
+	Commerce            Commerce
 
 	// MigrateAction is up, down or status.
 	MigrateAction string
@@ -397,7 +441,7 @@ func (p *parser) common() error {
 	if c.RequireMTLS, err = p.boolEnv("SAMPLERO_REQUIRE_MTLS", true); err != nil {
 		return err
 	}
-	if c.TrustedProxies, err = parseProxies(p.env("SAMPLERO_TRUSTED_PROXIES", "")); err != nil {
+	if c.TrustedProxies, err = parsePrefixes("SAMPLERO_TRUSTED_PROXIES", p.env("SAMPLERO_TRUSTED_PROXIES", "")); err != nil {
 		return err
 	}
 	c.ProxyToken = Secret(p.env("SAMPLERO_PROXY_TOKEN", ""))
@@ -416,10 +460,63 @@ func (p *parser) common() error {
 	c.SendGridAPIKey = Secret(p.env("SENDGRID_API_KEY", ""))
 	c.StripeWebhookSecret = Secret(p.env("STRIPE_WEBHOOK_SECRET", ""))
 	c.StripeSecretKey = Secret(p.env("STRIPE_SECRET_KEY", ""))
+	return p.commerce()
+}
+
+// commerce reads the commerce settings.
+func (p *parser) commerce() error {
+	m := &p.cfg.Commerce
+	m.StripeAPIBase = p.env("STRIPE_API_BASE", "")
+	if m.StripeAPIBase != "" {
+		if u, err := url.Parse(m.StripeAPIBase); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return usagef("STRIPE_API_BASE=%q is not an http(s) URL", m.StripeAPIBase)
+		}
+	}
+	m.WebhookSecret = Secret(p.env("SAMPLERO_WEBHOOK_SECRET", ""))
+	var err error
+	if m.WebhookAllowlist, err = parsePrefixes("SAMPLERO_WEBHOOK_ALLOWED_IPS", p.env("SAMPLERO_WEBHOOK_ALLOWED_IPS", "")); err != nil {
+		return err
+	}
+	m.OperatorEmail = p.env("SAMPLERO_OPERATOR_EMAIL", "")
+	if m.OperatorEmail != "" && !strings.Contains(m.OperatorEmail, "@") {
+		return usagef("SAMPLERO_OPERATOR_EMAIL=%q is not an e-mail address", m.OperatorEmail)
+	}
+	m.VendorName = p.env("SAMPLERO_VENDOR_NAME", "Samplero")
+	m.LinksSecret = Secret(p.env("SAMPLERO_LINKS_SECRET", ""))
+	if m.LinksSecret.Set() && len(m.LinksSecret) < 32 {
+		return usagef("SAMPLERO_LINKS_SECRET must be at least 32 characters")
+	}
+	ttl := p.env("SAMPLERO_DOWNLOAD_TTL", "1h")
+	if m.DownloadTTL, err = time.ParseDuration(ttl); err != nil || m.DownloadTTL < time.Minute || m.DownloadTTL > 7*24*time.Hour {
+		return usagef("SAMPLERO_DOWNLOAD_TTL=%q must be a duration from 1m to 168h", ttl)
+	}
+	m.SuccessURL = p.env("SAMPLERO_CHECKOUT_SUCCESS_URL", "")
+	m.CancelURL = p.env("SAMPLERO_CHECKOUT_CANCEL_URL", "")
+	o := &m.Objects
+	o.Kind = strings.ToLower(p.env("SAMPLERO_OBJECT_STORE", "local"))
+	o.Dir = p.env("SAMPLERO_ASSETS_DIR", "")
+	o.Endpoint = p.env("SAMPLERO_S3_ENDPOINT", "")
+	o.Region = p.env("SAMPLERO_S3_REGION", "us-east-1")
+	o.Bucket = p.env("SAMPLERO_S3_BUCKET", "")
+	o.AccessKeyID = p.env("SAMPLERO_S3_ACCESS_KEY_ID", "")
+	o.SecretAccessKey = Secret(p.env("SAMPLERO_S3_SECRET_ACCESS_KEY", ""))
+	if o.PathStyle, err = p.boolEnv("SAMPLERO_S3_PATH_STYLE", false); err != nil {
+		return err
+	}
+	switch o.Kind {
+	case "local":
+	case "s3":
+		if o.Bucket == "" || o.AccessKeyID == "" || !o.SecretAccessKey.Set() {
+			return usagef("SAMPLERO_OBJECT_STORE=s3 needs SAMPLERO_S3_BUCKET, SAMPLERO_S3_ACCESS_KEY_ID and SAMPLERO_S3_SECRET_ACCESS_KEY")
+		}
+	default:
+		return usagef("SAMPLERO_OBJECT_STORE=%q is not local or s3", o.Kind)
+	}
 	return nil
 }
 
-func parseProxies(s string) ([]netip.Prefix, error) {
+// parsePrefixes reads a comma-separated list of addresses and CIDRs (the variable name is for errors).
+func parsePrefixes(name, s string) ([]netip.Prefix, error) {
 	var out []netip.Prefix
 	for _, part := range strings.Split(s, ",") {
 		part = strings.TrimSpace(part)
@@ -429,14 +526,14 @@ func parseProxies(s string) ([]netip.Prefix, error) {
 		if strings.Contains(part, "/") {
 			pfx, err := netip.ParsePrefix(part)
 			if err != nil {
-				return nil, usagef("SAMPLERO_TRUSTED_PROXIES: %q is not an address or CIDR", part)
+				return nil, usagef("%s: %q is not an address or CIDR", name, part)
 			}
 			out = append(out, pfx.Masked())
 			continue
 		}
 		addr, err := netip.ParseAddr(part)
 		if err != nil {
-			return nil, usagef("SAMPLERO_TRUSTED_PROXIES: %q is not an address or CIDR", part)
+			return nil, usagef("%s: %q is not an address or CIDR", name, part)
 		}
 		out = append(out, netip.PrefixFrom(addr, addr.BitLen()))
 	}
@@ -496,6 +593,9 @@ func (p *parser) dev(args []string) error {
 	if c.PublicURL == "" {
 		c.PublicURL = "http://" + c.HTTPAddr
 	}
+	if c.Commerce.Objects.Kind == "local" && c.Commerce.Objects.Dir == "" {
+		c.Commerce.Objects.Dir = filepath.Join(dir, "assets")
+	}
 	return nil
 }
 
@@ -517,6 +617,12 @@ func (p *parser) requireServerSecrets() error {
 	}
 	if c.PKIDir == "" {
 		missing = append(missing, "SAMPLERO_PKI_DIR")
+	}
+	if !c.Commerce.LinksSecret.Set() {
+		missing = append(missing, "SAMPLERO_LINKS_SECRET")
+	}
+	if c.Commerce.Objects.Kind == "local" && c.Commerce.Objects.Dir == "" {
+		missing = append(missing, "SAMPLERO_ASSETS_DIR")
 	}
 	if len(missing) > 0 {
 		sort.Strings(missing)
@@ -572,7 +678,12 @@ func (p *parser) worker(args []string) error {
 	if !c.SMTPURL.Set() && c.OutboxDir == "" {
 		return usagef("samplero worker needs SAMPLERO_SMTP_URL or --outbox DIR to deliver e-mail")
 	}
-	return nil
+	if c.PublicURL == "" {
+		return usagef("samplero worker needs SAMPLERO_PUBLIC_URL: the links of the delivery e-mails point there")
+	}
+	// The fulfilment activities issue licenses and render delivery e-mails: the worker needs the
+	// database and the same secrets as serve.
+	return p.requireServerSecrets()
 }
 
 // databaseFlags lets migrate and admin name the database by flag, by environment, or by the data

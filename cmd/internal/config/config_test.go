@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func envOf(m map[string]string) func(string) string {
@@ -30,6 +31,11 @@ var secretEnv = map[string]string{
 	"SENDGRID_API_KEY":               "SG.sendgrid-SECRET",
 	"STRIPE_WEBHOOK_SECRET":          "whsec_stripe-SECRET",
 	"STRIPE_SECRET_KEY":              "sk_test_stripe-SECRET",
+	"SAMPLERO_WEBHOOK_SECRET":        "generic-webhook-SECRET",
+	"SAMPLERO_LINKS_SECRET":          "links-SECRET-0123456789abcdef0123456789",
+	"SAMPLERO_S3_SECRET_ACCESS_KEY":  "s3-SECRET-key",
+	"SAMPLERO_ASSETS_DIR":            "/var/lib/samplero/assets",
+	"SAMPLERO_WEBHOOK_ALLOWED_IPS":   "203.0.113.0/24",
 }
 
 func TestServeReadsEnvironmentAndNeverPrintsSecrets(t *testing.T) {
@@ -60,6 +66,9 @@ func TestServeReadsEnvironmentAndNeverPrintsSecrets(t *testing.T) {
 		if strings.Contains(s, "SECRET") {
 			t.Errorf("a secret is printed: %s", s)
 		}
+	}
+	if len(c.Commerce.WebhookAllowlist) != 1 || c.Commerce.Objects.Dir != "/var/lib/samplero/assets" || c.Commerce.DownloadTTL != time.Hour {
+		t.Fatalf("commerce settings: %+v", c.Commerce)
 	}
 	if !strings.Contains(c.String(), "database=postgres://db:5432/samplero") {
 		t.Errorf("String should show where the database is: %s", c)
@@ -197,5 +206,30 @@ func TestTemporalTLSConfig(t *testing.T) {
 	}
 	if _, err := Parse([]string{"worker", "--outbox", "/tmp/o"}, envOf(map[string]string{"SAMPLERO_TEMPORAL_TLS_CERT": "c.pem"}), &strings.Builder{}); err == nil {
 		t.Fatal("a TLS certificate without its key is accepted")
+	}
+}
+
+// Commerce settings that cannot work are refused at start, with the variable named.
+func TestCommerceSettingsAreValidated(t *testing.T) {
+	for name, env := range map[string]map[string]string{
+		"STRIPE_API_BASE":              {"STRIPE_API_BASE": "stripe-mock:12111"},
+		"SAMPLERO_OBJECT_STORE":        {"SAMPLERO_OBJECT_STORE": "ftp"},
+		"SAMPLERO_S3_BUCKET":           {"SAMPLERO_OBJECT_STORE": "s3"},
+		"SAMPLERO_DOWNLOAD_TTL":        {"SAMPLERO_DOWNLOAD_TTL": "5s"},
+		"SAMPLERO_WEBHOOK_ALLOWED_IPS": {"SAMPLERO_WEBHOOK_ALLOWED_IPS": "10.0.0.0/8, not-an-ip"},
+		"SAMPLERO_LINKS_SECRET":        {"SAMPLERO_LINKS_SECRET": "short"},
+		"SAMPLERO_OPERATOR_EMAIL":      {"SAMPLERO_OPERATOR_EMAIL": "ops"},
+	} {
+		_, err := Parse([]string{"dev"}, envOf(env), &strings.Builder{})
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%v: %v, want an error naming %s", env, err, name)
+		}
+	}
+	c, err := Parse([]string{"dev", "--data", "/tmp/samplero-x"}, envOf(nil), &strings.Builder{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Commerce.Objects.Kind != "local" || c.Commerce.Objects.Dir != "/tmp/samplero-x/assets" || c.Commerce.VendorName != "Samplero" {
+		t.Fatalf("dev commerce defaults: %+v", c.Commerce)
 	}
 }

@@ -107,3 +107,9 @@ func Build(store *pgstore.Store, dir string, clock ports.Clock) (*Harness, error
 	})
 	return h, nil
 }
+
+// StartFulfillment is not used by these tests.
+func (o *Outbox) StartFulfillment(context.Context, string) error { return nil }
+
+// StartRevocation is not used by these tests.
+func (o *Outbox) StartRevocation(context.Context, string, string, string) error { return nil }
