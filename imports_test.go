@@ -31,7 +31,7 @@ var frameworks = map[string]string{
 
 // coreContexts are the bounded contexts whose top package is a core service and whose subpackages
 // are aggregates.
-var coreContexts = map[string]bool{"licensing": true, "commerce": true, "pki": true}
+var coreContexts = map[string]bool{"licensing": true, "commerce": true, "pki": true, "customers": true}
 
 type pkgKind int
 

@@ -274,4 +274,53 @@ type Licensing interface {
 	DecideClaim(ctx context.Context, claimID string, approve bool, actor string) (ClaimView, error)
 	ClaimByToken(ctx context.Context, token string) (ClaimView, error)
 	DecideClaimByToken(ctx context.Context, token string, approve bool) (ClaimView, error)
+
+	// Owner calls (the customer portal and /v1/me). owner is the signed-in customer's verified
+	// e-mail (lower case). A license, device or claim of another owner is NOT_FOUND with the same
+	// code as a missing one (LICENSE_NOT_FOUND, ACTIVATION_NOT_FOUND, CLAIM_NOT_FOUND), never
+	// FORBIDDEN, so that ids and keys cannot be probed.
+	OwnerLicenses(ctx context.Context, owner string) ([]OwnerLicenseView, error)
+	// OwnerLicense looks a license up by id or by license key.
+	OwnerLicense(ctx context.Context, owner, ref string) (OwnerLicenseView, error)
+	// RevealKey returns the formatted key.
+	RevealKey(ctx context.Context, owner, licenseID string) (string, error)
+	RenameDevice(ctx context.Context, owner, activationID, name string) (ActivationView, error)
+	// RevokeDevice ends an activation at the owner's request: its seat is freed at once (not held),
+	// its certificate revoked; the owner is e-mailed.
+	RevokeDevice(ctx context.Context, owner, activationID string) (OwnerLicenseView, error)
+	// OwnerReleaseSeat ends the hold on a seat held after too many transfers (PROTOCOL.md section 5).
+	OwnerReleaseSeat(ctx context.Context, owner, activationID string) (OwnerLicenseView, error)
+	OwnerDecideClaim(ctx context.Context, owner, claimID string, approve bool) (ClaimView, error)
+	// ReissueKey gives the license a new key; the old key stops working at once (activate and
+	// status refuse it), devices already active keep working. The new key is e-mailed and returned.
+	ReissueKey(ctx context.Context, owner, licenseID string) (OwnerLicenseView, string, error)
+	// RecoverLicenses e-mails every license of email (keys included) to that address; nothing
+	// when there is none. Callers rate-limit; the answer never says whether there was any.
+	RecoverLicenses(ctx context.Context, email string) error
+	// SendExpiryNotices e-mails, once per license, the owners of licenses that expire within 7 days
+	// of now and of licenses that expired before now; returns how many e-mails it started.
+	SendExpiryNotices(ctx context.Context, now time.Time) (int, error)
+}
+
+// OwnerDevice is an activation as its owner sees it.
+type OwnerDevice struct {
+	ActivationView
+	TrustLevel     int // the trust level of its last validate or heartbeat (0 = none yet)
+	SeatHeldUntil  *time.Time
+	EndedAt        *time.Time
+	CanReleaseSeat bool
+}
+
+// OwnerLicenseView is a license as its owner sees it.
+type OwnerLicenseView struct {
+	ID             string
+	MaskedKey      string // VST-ABCDE-•••••-•••••-WXYZ1 style
+	Status         string // after precedence
+	Product        string
+	MaxActivations int
+	SeatsUsed      int
+	ExpiresAt      *time.Time
+	CreatedAt      time.Time
+	Devices        []OwnerDevice
+	Claims         []ClaimView // pending claims
 }

@@ -58,6 +58,22 @@ type LicenseRepo interface {
 	Update(ctx context.Context, l license.LicenseRecord) error
 	// List returns a page ordered by creation (newest first) and the cursor of the next page ("" at the end).
 	List(ctx context.Context, f LicenseFilter) ([]license.LicenseRecord, string, error)
+	// ListByOwner returns every license whose OwnerEmail equals owner (a lower-case address) in any
+	// case, newest first (ties by id, descending); none for "". Served by an index on the
+	// lower-cased owner_email.
+	ListByOwner(ctx context.Context, owner string) ([]license.LicenseRecord, error)
+	// ExpiryNoticesDue returns up to limit licenses (at most 500; 0 or less means 500) that owe
+	// notice n at now: exactly those for which license.ExpiryNoticeDue(l, now) == n, ordered by
+	// (ExpiresAt, ID) and strictly after the cursor after (the zero cursor starts at the
+	// beginning). Served by partial indexes on expires_at, so its cost follows the licenses due,
+	// not every license. A notice other than expiring or expired is VALIDATION_FAILED.
+	ExpiryNoticesDue(ctx context.Context, n license.ExpiryNotice, now time.Time, after ExpiryCursor, limit int) ([]license.LicenseRecord, error)
+}
+
+// ExpiryCursor is the (ExpiresAt, ID) of the last license of a page of ExpiryNoticesDue.
+type ExpiryCursor struct {
+	ExpiresAt time.Time
+	ID        string
 }
 
 // SeatCounter is an optional extension of ActivationRepo: a repository that can count seats
@@ -87,6 +103,11 @@ type ActivationRepo interface {
 	// TransfersSince counts the license's activations with FreedByTransfer whose EndedAt is after since.
 	TransfersSince(ctx context.Context, licenseID string, since time.Time) (int, error)
 	List(ctx context.Context, f ActivationFilter) ([]license.ActivationRecord, string, error)
+	// SetTrustLevel records the trust level of the activation's last validate or heartbeat. It
+	// writes that one column (and UpdatedAt not at all), and only when the level differs, so that
+	// validate, which holds no lock, never overwrites what a concurrent use case wrote. Nothing
+	// changing (the level is already recorded, or there is no such activation) is not an error.
+	SetTrustLevel(ctx context.Context, id string, level int) error
 }
 
 // CertificateRepo stores device certificates.
@@ -96,6 +117,20 @@ type CertificateRepo interface {
 	BySerial(ctx context.Context, serial string) (license.CertificateRecord, error)
 	Update(ctx context.Context, c license.CertificateRecord) error
 	ListByActivation(ctx context.Context, activationID string) ([]license.CertificateRecord, error)
+	// RevokedByIssuer lists the certificates with status revoked that intermediate issuerID signed
+	// and whose NotAfter is after now (an expired certificate drops out of revocation lists), in
+	// serial order. It reads only what a revocation list needs (never the DER), through an index on
+	// revoked rows, so that the CRL publisher may call it on every request. An issuer with none
+	// gives an empty list. Errors: errs.Unavailable when the store is down.
+	RevokedByIssuer(ctx context.Context, issuerID string, now time.Time) ([]RevokedCertificate, error)
+}
+
+// RevokedCertificate is a revoked device certificate as a revocation list names it.
+type RevokedCertificate struct {
+	Serial    string    // canonical upper-case hex
+	RevokedAt time.Time // when it was revoked (the CRL entry's revocation date)
+	NotAfter  time.Time
+	Reason    string // license.CertificateRecord.RevokeReason, free text
 }
 
 // ClaimRepo stores first-activation claims.

@@ -268,10 +268,17 @@ func TestEnsureLocalCAFollowsStateFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	ints, _ := ca.Intermediates(context.Background())
-	state := filepath.Join(dir, "intermediates", ints[0].ID, "state")
-	if err := os.WriteFile(state, []byte("retired\n"), 0o644); err != nil {
-		t.Fatal(err)
+	// The states live in state.json (they lived in intermediates/<id>/state before several
+	// intermediates could be trusted at once; see TestEnsureLocalCAReadsLegacyStateFiles).
+	state := filepath.Join(dir, "state.json")
+	writeState := func(st string) {
+		t.Helper()
+		doc := `{"format": 1, "intermediates": [{"id": "` + ints[0].ID + `", "state": "` + st + `"}]}`
+		if err := os.WriteFile(state, []byte(doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
+	writeState("retired")
 	ca, err = casigner.EnsureLocalCA(dir, newClock(t0))
 	if err != nil {
 		t.Fatal(err)
@@ -283,9 +290,7 @@ func TestEnsureLocalCAFollowsStateFiles(t *testing.T) {
 	if chain := readPEMCerts(t, filepath.Join(dir, "ca-chain.pem")); len(chain) != 1 {
 		t.Fatalf("ca-chain.pem has %d certificates, want the root alone", len(chain))
 	}
-	if err := os.WriteFile(state, []byte("bogus\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeState("bogus")
 	if _, err := casigner.EnsureLocalCA(dir, newClock(t0)); err == nil {
 		t.Fatal("unknown state accepted")
 	}

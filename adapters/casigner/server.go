@@ -22,18 +22,19 @@ import (
 // (leaf, then the intermediate) and server-key.pem, and reused while it still chains to a trusted
 // intermediate, has more than 30 days left and names exactly these hosts; otherwise it is replaced.
 func (ca *LocalCA) ServerTLSCertificate(hosts []string) (tls.Certificate, error) {
-	ca.mu.Lock()
-	defer ca.mu.Unlock()
+	ca.srvMu.Lock()
+	defer ca.srvMu.Unlock()
 
 	dns, ips, err := serverNames(hosts)
 	if err != nil {
 		return tls.Certificate{}, err
 	}
 	now := ca.clock.Now()
-	if c, ok := ca.reusableServerCert(dns, ips, now); ok {
+	h := ca.current()
+	if c, ok := ca.reusableServerCert(h, dns, ips, now); ok {
 		return c, nil
 	}
-	return ca.issueServerCert(dns, ips, now)
+	return ca.issueServerCert(h, dns, ips, now)
 }
 
 // serverNames splits hosts into sorted, de-duplicated DNS names and IP addresses, the loopback
@@ -81,7 +82,7 @@ func sameNames(cert *x509.Certificate, dns []string, ips []net.IP) bool {
 }
 
 // reusableServerCert loads server.pem and server-key.pem when they are still good for dns and ips.
-func (ca *LocalCA) reusableServerCert(dns []string, ips []net.IP, now time.Time) (tls.Certificate, bool) {
+func (ca *LocalCA) reusableServerCert(h *hierarchy, dns []string, ips []net.IP, now time.Time) (tls.Certificate, bool) {
 	certs, err := readCerts(filepath.Join(ca.dir, serverCertFile))
 	if err != nil {
 		return tls.Certificate{}, false
@@ -95,9 +96,9 @@ func (ca *LocalCA) reusableServerCert(dns []string, ips []net.IP, now time.Time)
 		return tls.Certificate{}, false
 	}
 	roots := x509.NewCertPool()
-	roots.AddCert(ca.root)
+	roots.AddCert(h.root)
 	inters := x509.NewCertPool()
-	for _, c := range ca.trustedCerts() {
+	for _, c := range h.trustedCerts() {
 		inters.AddCert(c)
 	}
 	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inters, CurrentTime: now,
@@ -111,11 +112,11 @@ func (ca *LocalCA) reusableServerCert(dns []string, ips []net.IP, now time.Time)
 	return out, true
 }
 
-func (ca *LocalCA) issueServerCert(dns []string, ips []net.IP, now time.Time) (tls.Certificate, error) {
+func (ca *LocalCA) issueServerCert(h *hierarchy, dns []string, ips []net.IP, now time.Time) (tls.Certificate, error) {
 	var issuer *localIntermediate
-	for i := range ca.ints {
-		if ca.ints[i].state == authority.StateActive {
-			issuer = &ca.ints[i]
+	for i := range h.ints {
+		if h.ints[i].state == authority.StateActive && h.ints[i].key != nil {
+			issuer = &h.ints[i]
 			break
 		}
 	}

@@ -51,6 +51,9 @@ type Deps struct {
 	// StripeWebhook verifies a Stripe webhook (raw body, Stripe-Signature header) and maps it; nil
 	// answers 503 STRIPE_NOT_CONFIGURED.
 	StripeWebhook func(payload []byte, signatureHeader string) (ports.PaymentEventIn, error)
+	// Customers serves sign-in (/v1/auth/*) and the customer API (/v1/me/*); nil answers 503
+	// CUSTOMERS_NOT_CONFIGURED on those routes (POST /v1/recover needs only Licensing).
+	Customers ports.Customers
 
 	Config Config
 }
@@ -215,6 +218,7 @@ func (a *api) routes(app *fiber.App) {
 	app.Post("/v1/certificates/renew", a.device(ports.OpRenew, a.renew))
 	app.Post("/v1/status", a.device(ports.OpStatus, a.status))
 	app.Get("/v1/keys", a.signed(a.keys))
+	app.Get("/v1/pki/crl/:file", a.public, a.crl) // crl.go: revocation lists for TLS proxies ({id}.crl, {id}.pem)
 
 	// Admin API (PROTOCOL.md section 9).
 	admin := app.Group("/v1/admin", a.adminAuth)
@@ -229,6 +233,29 @@ func (a *api) routes(app *fiber.App) {
 
 	// Signed download links of the local object store.
 	app.Get("/v1/files/:token", a.public, a.serveFile)
+
+	// Customer sign-in and license recovery (auth.go; per-address rate limit like the public routes).
+	app.Post("/v1/auth/email-link", a.public, a.authEmailLink)
+	app.Post("/v1/auth/verify", a.public, a.authVerify)
+	app.Post("/v1/auth/password", a.public, a.authPassword)
+	app.Post("/v1/auth/sign-out", a.public, a.customer, a.authSignOut)
+	app.Post("/v1/auth/sign-out-everywhere", a.public, a.customer, a.authSignOutEverywhere)
+	app.Post("/v1/recover", a.public, a.recoverLicenses)
+
+	// Customer API (me.go): the signed-in customer's own objects (bearer token or session cookie).
+	me := app.Group("/v1/me", a.public, a.customer)
+	me.Get("", a.meAccount)
+	me.Put("/password", a.mePassword)
+	me.Get("/licenses", a.meLicenses)
+	me.Get("/licenses/:ref", a.meLicense)
+	me.Post("/licenses/:id/reveal-key", a.meRevealKey)
+	me.Post("/licenses/:id/reissue-key", a.meReissueKey)
+	me.Patch("/devices/:id", a.meRenameDevice)
+	me.Post("/devices/:id/revoke", a.meRevokeDevice)
+	me.Post("/devices/:id/release-seat", a.meReleaseSeat)
+	me.Get("/claims", a.meClaims)
+	me.Post("/claims/:id/:decision<regex(^(approve|reject)$)>", a.meDecideClaim)
+	me.Post("/offline-activations", a.offlineActivation) // offline.go: air-gapped activation (PROTOCOL.md section 8)
 
 	if a.deps.Commerce == nil {
 		return
@@ -265,6 +292,12 @@ func (a *api) routes(app *fiber.App) {
 	app.Get("/v1/orders/:id", a.public, a.customerOrder)
 	app.Post("/v1/orders/:id/downloads", a.public, a.orderDownload)
 	app.Post("/v1/downloads", a.public, a.licenseDownload)
+
+	// Customer API, commerce (me_orders.go): the customer's orders and downloads.
+	me.Get("/orders", a.meOrders)
+	me.Get("/orders/:id", a.meOrder)
+	me.Get("/downloads", a.meDownloads)
+	me.Post("/downloads", a.meDownload)
 
 	// Payment webhooks (not rate limited: a provider delivers bursts and retries what fails).
 	app.Post("/v1/webhooks/stripe", a.stripeWebhook)

@@ -65,7 +65,7 @@ func newCoreHarness(t *testing.T, mutate ...func(*Deps)) *harness {
 	svc := licensing.New(licensing.Deps{
 		Clock: h.clock, Tx: st.Tx, Products: st.Products, Licenses: st.Licenses, Activations: st.Activations,
 		Certificates: st.Certificates, Claims: st.Claims, Issuer: h.deps.Issuer, Vault: testVault{}, Leases: testLeases{},
-		LeaseIssuer: h.keys.Issuer(), Processes: &testProcesses{},
+		LeaseIssuer: h.keys.Issuer(), Processes: &testProcesses{}, Emails: portstest.NewEmailRenderer(),
 		Config: licensing.Config{PublicURL: "http://127.0.0.1:8080", MTLSURL: "https://127.0.0.1:8443", VendorName: "Test"},
 	})
 	h.deps.Licensing = svc

@@ -120,9 +120,37 @@ func (a *api) signed(h fiber.Handler) fiber.Handler {
 	}
 }
 
+// signedInput is what the checks of section 2 read: the raw body, the signature headers and the
+// path the device signed. An online request takes them from the HTTP request; an air-gapped one
+// (section 8, offline.go) from the uploaded request file.
+type signedInput struct {
+	body   []byte
+	header http.Header
+	path   string
+	// offline selects the air-gapped profile: the tag parameter is required (online it is refused
+	// at step 1), created may be up to offlineMaxAge old, and the nonce is kept offlineReplayTTL.
+	offline bool
+	// beforeKey, when set, runs after step 4 and before step 5, that is before the replay store or
+	// anything else changes: the offline upload checks there that the license is the uploader's.
+	beforeKey func(r *deviceRequest) error
+}
+
 // checkDevice runs the checks of section 2 in the protocol's order. It changes nothing but the
 // replay store (step 7, once the signature verified) and the rate-limit counters.
 func (a *api) checkDevice(c *fiber.Ctx, op ports.DeviceOp) (*deviceRequest, error) {
+	// Raw bytes: Fiber's c.Body() would decode a Content-Encoding.
+	in := signedInput{body: c.Request().Body(), header: make(http.Header, 4), path: a.sigPath(c)}
+	for _, name := range []string{httpsig.HeaderContentDigest, httpsig.HeaderSignatureInput, httpsig.HeaderSignature, fiber.HeaderContentEncoding} {
+		for _, v := range c.Request().Header.PeekAll(name) {
+			in.header.Add(name, string(v))
+		}
+	}
+	return a.checkSigned(c, op, in)
+}
+
+// checkSigned is checkDevice on an input that need not come from c's own request (c still gives
+// the context, the client address and, for the certificate-bound endpoints, the TLS state).
+func (a *api) checkSigned(c *fiber.Ctx, op ports.DeviceOp, in signedInput) (*deviceRequest, error) {
 	ctx := c.UserContext()
 	r := &deviceRequest{op: op, addr: a.clientAddr(c)}
 
@@ -130,20 +158,14 @@ func (a *api) checkDevice(c *fiber.Ctx, op ports.DeviceOp) (*deviceRequest, erro
 	if err := a.limit(ctx, limitKeyAddr+r.addr, a.cfg.RateLimits.PerAddress); err != nil {
 		return nil, err
 	}
-	// Body size. Raw bytes: Fiber's c.Body() would decode a Content-Encoding.
-	body := c.Request().Body()
+	body := in.body
 	if len(body) > httpsig.MaxBodyBytes {
 		return nil, errs.E(errs.TooLarge, codeBodyTooLarge, fmt.Sprintf("the body exceeds %d bytes", httpsig.MaxBodyBytes))
 	}
 
-	// Step 1: the signature headers parse.
-	h := make(http.Header, 4)
-	for _, name := range []string{httpsig.HeaderContentDigest, httpsig.HeaderSignatureInput, httpsig.HeaderSignature, fiber.HeaderContentEncoding} {
-		for _, v := range c.Request().Header.PeekAll(name) {
-			h.Add(name, string(v))
-		}
-	}
-	parsed, err := httpsig.ParseRequest(fiber.MethodPost, a.sigPath(c), h, false)
+	// Step 1: the signature headers parse (the offline tag only on the offline path).
+	h := in.header
+	parsed, err := httpsig.ParseRequest(fiber.MethodPost, in.path, h, in.offline)
 	if err != nil {
 		return nil, sigError(err)
 	}
@@ -157,8 +179,16 @@ func (a *api) checkDevice(c *fiber.Ctx, op ports.DeviceOp) (*deviceRequest, erro
 		return nil, errs.E(errs.Invalid, codeDigestMismatch, "Content-Digest does not match the body")
 	}
 
-	// Step 3: created within 300 s of our clock, either way.
-	if skew := a.deps.Clock.Now().Unix() - parsed.Params.Created; skew > maxClockSkew || skew < -maxClockSkew {
+	// Step 3: created within 300 s of our clock, either way; an offline request may be up to
+	// 7 days old (it travels by hand), never more than 300 s ahead.
+	maxAge, replayTTL := int64(maxClockSkew), a.cfg.ReplayTTL
+	if in.offline {
+		maxAge, replayTTL = offlineMaxAge, offlineReplayTTL
+	}
+	if age := a.deps.Clock.Now().Unix() - parsed.Params.Created; age > maxAge || age < -maxClockSkew {
+		if in.offline {
+			return nil, errs.E(errs.Unauthenticated, codeStaleRequest, "an offline request's created must lie within the last 7 days (and at most 300 s ahead of the server's clock)")
+		}
 		return nil, errs.E(errs.Unauthenticated, codeStaleRequest, "created is more than 300 s from the server's clock")
 	}
 
@@ -175,6 +205,12 @@ func (a *api) checkDevice(c *fiber.Ctx, op ports.DeviceOp) (*deviceRequest, erro
 			if !ok || len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
 				return nil, errs.Validation(fmt.Sprintf("%s is required and must be a string", name))
 			}
+		}
+	}
+
+	if in.beforeKey != nil {
+		if err := in.beforeKey(r); err != nil {
+			return nil, err
 		}
 	}
 
@@ -205,7 +241,7 @@ func (a *api) checkDevice(c *fiber.Ctx, op ports.DeviceOp) (*deviceRequest, erro
 			return nil, errs.E(errs.Unauthenticated, codeInvalidSignature, "the request signature does not verify")
 		}
 		// Step 7: the nonce is fresh; a store we cannot read fails closed.
-		fresh, err := a.deps.Nonces.Reserve(ctx, r.keyID, r.nonce, a.cfg.ReplayTTL)
+		fresh, err := a.deps.Nonces.Reserve(ctx, r.keyID, r.nonce, replayTTL)
 		if err != nil {
 			return nil, errs.Wrap(errs.Unavailable, errs.CodeUnavailable, "the replay store is unavailable", err)
 		}

@@ -140,6 +140,7 @@ func cloneLicense(l license.LicenseRecord) license.LicenseRecord {
 	l.KeyHash, l.KeySealed = slices.Clone(l.KeyHash), slices.Clone(l.KeySealed)
 	l.Entitlements = slices.Clone(l.Entitlements)
 	l.ExpiresAt = cloneTime(l.ExpiresAt)
+	l.ExpiryWarnedAt, l.ExpiredNoticedAt = cloneTime(l.ExpiryWarnedAt), cloneTime(l.ExpiredNoticedAt)
 	return l
 }
 

@@ -252,6 +252,73 @@ func (r licenseRepo) List(ctx context.Context, f ports.LicenseFilter) ([]license
 	return out, next, nil
 }
 
+// licenses maps rows to records.
+func licenses(rows []licenseRow) ([]license.LicenseRecord, error) {
+	out := make([]license.LicenseRecord, 0, len(rows))
+	for _, row := range rows {
+		l, err := row.record()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+// ListByOwner reads through licenses_owner_lower_idx: its predicate (a non-empty owner_email) is
+// repeated so that both databases may use the partial index.
+func (r licenseRepo) ListByOwner(ctx context.Context, owner string) ([]license.LicenseRecord, error) {
+	if owner == "" {
+		return nil, nil
+	}
+	var rows []licenseRow
+	err := r.s.idb(ctx).NewSelect().Model(&rows).
+		Where("lower(owner_email) = ?", strings.ToLower(owner)).
+		Where("owner_email <> ''").
+		OrderExpr("created_at DESC, id DESC").Scan(ctx)
+	if err != nil {
+		return nil, r.s.mapErr(err, "license")
+	}
+	return licenses(rows)
+}
+
+// expiryPageMax bounds a page of ExpiryNoticesDue.
+const expiryPageMax = 500
+
+// ExpiryNoticesDue reads through licenses_expiry_warn_idx or licenses_expired_notice_idx: every
+// term of the partial index's predicate is repeated literally (bun writes the arguments into the
+// statement), which is what SQLite needs to use a partial index.
+func (r licenseRepo) ExpiryNoticesDue(ctx context.Context, n license.ExpiryNotice, now time.Time, after ports.ExpiryCursor, limit int) ([]license.LicenseRecord, error) {
+	if limit <= 0 || limit > expiryPageMax {
+		limit = expiryPageMax
+	}
+	var rows []licenseRow
+	q := r.s.idb(ctx).NewSelect().Model(&rows).
+		Where("expires_at IS NOT NULL").
+		Where("owner_email <> ''").
+		Where("status = ?", string(license.LicenseActive))
+	switch n {
+	case license.ExpiryNoticeExpiring:
+		q = q.Where("expiry_warned_at IS NULL").
+			Where("expires_at > ?", dbTime(now)).
+			Where("expires_at <= ?", dbTime(now.Add(license.ExpiryWarning)))
+	case license.ExpiryNoticeExpired:
+		q = q.Where("expired_noticed_at IS NULL").
+			Where("expires_at > ?", dbTime(now.Add(-license.ExpiredNoticeWindow))).
+			Where("expires_at <= ?", dbTime(now))
+	default:
+		return nil, errs.Validation("expiry notice must be expiring or expired")
+	}
+	if after.ID != "" {
+		at := dbTime(after.ExpiresAt)
+		q = q.Where("(expires_at > ? OR (expires_at = ? AND id > ?))", at, at, after.ID)
+	}
+	if err := q.OrderExpr("expires_at ASC, id ASC").Limit(int64(limit)).Scan(ctx); err != nil {
+		return nil, r.s.mapErr(err, "license")
+	}
+	return licenses(rows)
+}
+
 // ---- activations ----
 
 type activationRepo struct{ s *Store }
@@ -387,6 +454,25 @@ func (r activationRepo) List(ctx context.Context, f ports.ActivationFilter) ([]l
 	return out, next, nil
 }
 
+// SetTrustLevel writes one column under a guard, outside any lock: the cache is cleared only when
+// a row changed, so the steady state of validate (the level already recorded) stays cached.
+func (r activationRepo) SetTrustLevel(ctx context.Context, id string, level int) error {
+	res, err := r.s.idb(ctx).NewUpdate().Model((*activationRow)(nil)).
+		Set("last_trust_level = ?", level).
+		Where("id = ?", id).
+		Where("last_trust_level <> ?", level).
+		Exec(ctx)
+	if err != nil {
+		return r.s.mapErr(err, "activation")
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return r.s.mapErr(err, "activation")
+	} else if n > 0 {
+		r.s.wrote(ctx)
+	}
+	return nil
+}
+
 // ---- certificates ----
 
 type certificateRepo struct{ s *Store }
@@ -433,6 +519,34 @@ func (r certificateRepo) ListByActivation(ctx context.Context, activationID stri
 	out := make([]license.CertificateRecord, 0, len(rows))
 	for _, row := range rows {
 		out = append(out, row.record())
+	}
+	return out, nil
+}
+
+// RevokedByIssuer reads four columns of the revoked rows only, through certificates_revoked_idx (a
+// partial index on status = 'revoked'), so the CRL publisher can afford it on every request. It
+// bypasses the read cache: a revocation must show in the next list.
+func (r certificateRepo) RevokedByIssuer(ctx context.Context, issuerID string, now time.Time) ([]ports.RevokedCertificate, error) {
+	var rows []struct {
+		Serial       string     `bun:"serial"`
+		RevokedAt    *time.Time `bun:"revoked_at"`
+		NotAfter     time.Time  `bun:"not_after"`
+		RevokeReason string     `bun:"revoke_reason"`
+	}
+	err := r.s.idb(ctx).NewSelect().Table("certificates").
+		Column("serial", "revoked_at", "not_after", "revoke_reason").
+		Where("issuer_id = ?", issuerID).Where("status = ?", string(license.CertificateRevoked)).
+		Where("not_after > ?", dbTime(now)).OrderExpr("serial ASC").Scan(ctx, &rows)
+	if err != nil {
+		return nil, r.s.mapErr(err, "certificate")
+	}
+	out := make([]ports.RevokedCertificate, 0, len(rows))
+	for _, row := range rows {
+		rc := ports.RevokedCertificate{Serial: row.Serial, NotAfter: recTime(row.NotAfter), Reason: row.RevokeReason}
+		if t := recTimePtr(row.RevokedAt); t != nil {
+			rc.RevokedAt = *t
+		}
+		out = append(out, rc)
 	}
 	return out, nil
 }

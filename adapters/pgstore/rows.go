@@ -53,6 +53,9 @@ type licenseRow struct {
 	IdempotencyKey string     `bun:"idempotency_key,nullzero"`
 	CreatedAt      time.Time  `bun:"created_at"`
 	UpdatedAt      time.Time  `bun:"updated_at"`
+	// 20261129000006_license_notices.
+	ExpiryWarnedAt   *time.Time `bun:"expiry_warned_at"`
+	ExpiredNoticedAt *time.Time `bun:"expired_noticed_at"`
 }
 
 type activationRow struct {
@@ -76,6 +79,8 @@ type activationRow struct {
 	FreedByTransfer   bool       `bun:"freed_by_transfer"`
 	SeatHeldUntil     *time.Time `bun:"seat_held_until"`
 	UpdatedAt         time.Time  `bun:"updated_at"`
+	// 20261129000006_license_notices.
+	LastTrustLevel int `bun:"last_trust_level"`
 }
 
 type certificateRow struct {
@@ -254,6 +259,7 @@ func toLicenseRow(l license.LicenseRecord) (licenseRow, error) {
 		Product: l.Product, Entitlements: ent, OwnerEmail: l.OwnerEmail, MaxActivations: l.MaxActivations,
 		Status: string(l.Status), StatusReason: l.StatusReason, ExpiresAt: dbTimePtr(l.ExpiresAt),
 		IdempotencyKey: l.IdempotencyKey, CreatedAt: dbTime(l.CreatedAt), UpdatedAt: dbTime(l.UpdatedAt),
+		ExpiryWarnedAt: dbTimePtr(l.ExpiryWarnedAt), ExpiredNoticedAt: dbTimePtr(l.ExpiredNoticedAt),
 	}, nil
 }
 
@@ -267,6 +273,7 @@ func (r licenseRow) record() (license.LicenseRecord, error) {
 		Product: r.Product, Entitlements: ent, OwnerEmail: r.OwnerEmail, MaxActivations: r.MaxActivations,
 		Status: license.LicenseStatus(r.Status), StatusReason: r.StatusReason, ExpiresAt: recTimePtr(r.ExpiresAt),
 		IdempotencyKey: r.IdempotencyKey, CreatedAt: recTime(r.CreatedAt), UpdatedAt: recTime(r.UpdatedAt),
+		ExpiryWarnedAt: recTimePtr(r.ExpiryWarnedAt), ExpiredNoticedAt: recTimePtr(r.ExpiredNoticedAt),
 	}, nil
 }
 
@@ -279,6 +286,7 @@ func toActivationRow(a license.ActivationRecord) activationRow {
 		LastHeartbeatAt: dbTime(a.LastHeartbeatAt), LastLeaseExp: dbTimePtr(a.LastLeaseExp),
 		EndedAt: dbTimePtr(a.EndedAt), FreedByTransfer: a.FreedByTransfer,
 		SeatHeldUntil: dbTimePtr(a.SeatHeldUntil), UpdatedAt: dbTime(a.UpdatedAt),
+		LastTrustLevel: a.LastTrustLevel,
 	}
 }
 
@@ -291,6 +299,7 @@ func (r activationRow) record() license.ActivationRecord {
 		LastHeartbeatAt: recTime(r.LastHeartbeatAt), LastLeaseExp: recTimePtr(r.LastLeaseExp),
 		EndedAt: recTimePtr(r.EndedAt), FreedByTransfer: r.FreedByTransfer,
 		SeatHeldUntil: recTimePtr(r.SeatHeldUntil), UpdatedAt: recTime(r.UpdatedAt),
+		LastTrustLevel: r.LastTrustLevel,
 	}
 }
 

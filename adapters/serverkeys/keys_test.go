@@ -49,7 +49,7 @@ func TestOpenCreatesOneActiveKey(t *testing.T) {
 	if p.Status != "active" || p.Endorsement != nil || len(p.PublicKey) != ed25519.PublicKeySize {
 		t.Fatalf("%+v", p)
 	}
-	if !p.NotBefore.Equal(t0) || !p.NotAfter.Equal(t0.AddDate(2, 0, 0)) {
+	if !p.NotBefore.Equal(t0) || !p.NotAfter.Equal(t0.Add(serverkeys.DefaultValidity)) {
 		t.Fatalf("validity %v .. %v", p.NotBefore, p.NotAfter)
 	}
 	sum := sha256.Sum256(p.PublicKey)
@@ -86,8 +86,9 @@ func TestOpenCreatesOneActiveKey(t *testing.T) {
 	if err := json.Unmarshal(data, &onDisk); err != nil {
 		t.Fatal(err)
 	}
-	if onDisk["kid"] != p.KID || onDisk["status"] != "active" || onDisk["not_before"] != "2026-11-29T12:00:00Z" ||
-		!strings.HasPrefix(onDisk["private_key"], "-----BEGIN PRIVATE KEY-----") || len(onDisk) != 5 {
+	// No status: a key's state follows from its dates and the clock.
+	if onDisk["kid"] != p.KID || onDisk["not_before"] != "2026-11-29T12:00:00Z" || onDisk["not_after"] != "2028-11-28T12:00:00Z" ||
+		!strings.HasPrefix(onDisk["private_key"], "-----BEGIN PRIVATE KEY-----") || len(onDisk) != 4 {
 		t.Fatalf("file %s", data)
 	}
 	if entries, _ := os.ReadDir(filepath.Dir(dir)); len(entries) != 1 {
@@ -129,7 +130,7 @@ func TestOpenConcurrentFirstStart(t *testing.T) {
 	}
 }
 
-// writeKey adds a key file the way an operator would.
+// writeKey adds a key file the way an operator of an earlier version would (with a status).
 func writeKey(t *testing.T, dir, status string, nb time.Time) string {
 	t.Helper()
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
@@ -170,10 +171,23 @@ func TestOpenReadsRotatedKeys(t *testing.T) {
 		t.Fatal("active key changed")
 	}
 
-	// A second active key: refused.
-	writeKey(t, dir, "active", t0)
-	if _, err := serverkeys.Open(dir, "iss", clock{t0}); err == nil {
-		t.Fatal("two active keys accepted")
+	// A stored status other than retired is a hint of older versions, not the truth: a "next"
+	// key whose not_before has come is active, and the one before it retired.
+	newer := writeKey(t, dir, "next", t0.Add(time.Hour))
+	k, err = serverkeys.Open(dir, "iss", clock{t0.Add(2 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kid, _ := k.Active(); kid != newer {
+		t.Fatalf("active %s, want %s", kid, newer)
+	}
+	got = nil
+	for _, p := range k.Published() {
+		got = append(got, p.KID+":"+p.Status)
+	}
+	want = []string{newer + ":active", next + ":next", active + ":retired", retired + ":retired"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("published %v, want %v", got, want)
 	}
 }
 

@@ -52,6 +52,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runDevice(ctx, cfg.Device, stdout)
 	case "loadtest":
 		err = runLoadtest(ctx, cfg.Loadtest, stdout)
+	case "signer":
+		err = boot.Signer(ctx, cfg, log)
+	case "pki":
+		err = boot.PKI(ctx, cfg, os.Stdin, stdout, stderr)
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "samplero:", err)

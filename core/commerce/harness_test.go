@@ -554,6 +554,7 @@ type harness struct {
 	objects *fakeObjects
 	procs   *fakeProcesses
 	pay     *fakePayments
+	mails   *portstest.EmailRenderer
 	deps    Deps
 	svc     *Service
 }
@@ -568,11 +569,12 @@ func newHarness(t *testing.T, mods ...func(*Deps)) *harness {
 	objects := &fakeObjects{clock: clock, objects: map[string][]byte{}}
 	procs := &fakeProcesses{}
 	pay := &fakePayments{clock: clock, sessions: map[string]ports.CheckoutSession{}}
+	mails := portstest.NewEmailRenderer()
 	d := Deps{
 		Clock: clock, Tx: store.Tx(),
 		Catalog: store.Catalog(), Orders: store.Orders(), Coupons: store.Coupons(),
 		Entitlements: store.Entitlements(), Events: store.PaymentEvents(), Downloads: store.Downloads(),
-		Licensing: lic, Objects: objects, Payments: pay, Processes: procs,
+		Licensing: lic, Objects: objects, Payments: pay, Processes: procs, Emails: mails,
 		Config: Config{
 			PublicURL:     "http://127.0.0.1:8080",
 			VendorName:    "Acme Audio",
@@ -587,7 +589,7 @@ func newHarness(t *testing.T, mods ...func(*Deps)) *harness {
 		m(&d)
 	}
 	return &harness{t: t, ctx: context.Background(), clock: clock, store: store, lic: lic, objects: objects,
-		procs: procs, pay: pay, deps: d, svc: New(d)}
+		procs: procs, pay: pay, mails: mails, deps: d, svc: New(d)}
 }
 
 // ---- helpers shared by the test files ----
@@ -647,4 +649,36 @@ func (h *harness) mustCoupon(in ports.CouponInput) ports.CouponView {
 		h.t.Fatalf("CreateCoupon(%s): %v", in.Code, err)
 	}
 	return c
+}
+
+// The owner calls are not used by the commerce tests.
+func (f *fakeLicensing) OwnerLicenses(context.Context, string) ([]ports.OwnerLicenseView, error) {
+	return nil, errs.Internalf("not used")
+}
+func (f *fakeLicensing) OwnerLicense(context.Context, string, string) (ports.OwnerLicenseView, error) {
+	return ports.OwnerLicenseView{}, errs.Internalf("not used")
+}
+func (f *fakeLicensing) RevealKey(context.Context, string, string) (string, error) {
+	return "", errs.Internalf("not used")
+}
+func (f *fakeLicensing) RenameDevice(context.Context, string, string, string) (ports.ActivationView, error) {
+	return ports.ActivationView{}, errs.Internalf("not used")
+}
+func (f *fakeLicensing) RevokeDevice(context.Context, string, string) (ports.OwnerLicenseView, error) {
+	return ports.OwnerLicenseView{}, errs.Internalf("not used")
+}
+func (f *fakeLicensing) OwnerReleaseSeat(context.Context, string, string) (ports.OwnerLicenseView, error) {
+	return ports.OwnerLicenseView{}, errs.Internalf("not used")
+}
+func (f *fakeLicensing) OwnerDecideClaim(context.Context, string, string, bool) (ports.ClaimView, error) {
+	return ports.ClaimView{}, errs.Internalf("not used")
+}
+func (f *fakeLicensing) ReissueKey(context.Context, string, string) (ports.OwnerLicenseView, string, error) {
+	return ports.OwnerLicenseView{}, "", errs.Internalf("not used")
+}
+func (f *fakeLicensing) RecoverLicenses(context.Context, string) error {
+	return errs.Internalf("not used")
+}
+func (f *fakeLicensing) SendExpiryNotices(context.Context, time.Time) (int, error) {
+	return 0, errs.Internalf("not used")
 }

@@ -48,6 +48,7 @@ type Deps struct {
 	// PAYMENTS_UNAVAILABLE, while admin orders, coupons and webhooks of the generic provider work).
 	Payments  ports.Payments
 	Processes ports.Processes
+	Emails    ports.EmailRenderer
 	Config    Config
 }
 

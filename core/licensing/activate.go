@@ -128,6 +128,7 @@ func (s *Service) activateLocked(ctx context.Context, out *activateOutcome, l li
 	// A claim is for a license with no active activation; a device superseding its own activation
 	// had one when it asked, so it never needs a claim.
 	needsClaim := !approved && policy.FirstActivation == license.FirstOwnerApproval
+	superseded := false
 	existing, err := s.d.Activations.ActiveByFingerprint(ctx, l.ID, dev.Fingerprint)
 	switch {
 	case err == nil && existing.KeyThumbprint == dev.Thumbprint:
@@ -139,7 +140,7 @@ func (s *Service) activateLocked(ctx context.Context, out *activateOutcome, l li
 		if err := s.supersede(ctx, out, l, existing, dev, policy, now); err != nil {
 			return err
 		}
-		needsClaim = false
+		needsClaim, superseded = false, true
 	case !isNotFound(err):
 		return internal("loading activation", err)
 	}
@@ -154,7 +155,13 @@ func (s *Service) activateLocked(ctx context.Context, out *activateOutcome, l li
 	if needsClaim && !active {
 		return s.claim(ctx, out, l, dev, now)
 	}
-	return s.create(ctx, out, l, dev, policy, now)
+	if err := s.create(ctx, out, l, dev, policy, now); err != nil {
+		return err
+	}
+	if !superseded { // a supersede tells the owner with its own e-mail, and only that one
+		s.queueActivatedEmail(ctx, out, l, prod, dev, used+1, now)
+	}
+	return nil
 }
 
 // lease signs a lease for a at now and records its exp as the activation's LastLeaseExp.
@@ -344,14 +351,21 @@ func (s *Service) supersede(ctx context.Context, out *activateOutcome, l license
 	if l.OwnerEmail == "" {
 		return nil
 	}
-	msg, err := s.emails.supersede.render("supersede-"+old.ID, l.OwnerEmail, deviceEmailData{
-		Vendor:      s.vendor(),
-		LicenseID:   l.ID,
+	used, err := s.seatsUsed(ctx, l.ID, now)
+	if err != nil {
+		return err
+	}
+	// The new activation takes the seat the old one gave back (the message is sent only if it does:
+	// a refused activation rolls back and its messages are dropped).
+	msg, err := s.render("supersede-"+old.ID, l.OwnerEmail, ports.TemplateDeviceSuperseded, ports.DeviceEmail{
+		Product:     s.productName(ctx, l.Product),
 		DeviceName:  dev.DeviceName,
 		Platform:    dev.Platform,
 		Fingerprint: dev.Fingerprint,
-		RequestAddr: dev.RequestAddr,
-		Time:        stamp(now),
+		At:          now,
+		SeatsUsed:   used + 1,
+		SeatsTotal:  l.MaxActivations,
+		AccountURL:  s.accountURL(),
 	})
 	if err != nil {
 		return err
@@ -412,15 +426,14 @@ func (s *Service) claim(ctx context.Context, out *activateOutcome, l license.Lic
 	if l.OwnerEmail == "" {
 		return nil // only an admin can decide
 	}
-	msg, err := s.emails.claim.render("claim-"+c.ID, l.OwnerEmail, deviceEmailData{
-		Vendor:      s.vendor(),
-		LicenseID:   l.ID,
+	msg, err := s.render("claim-"+c.ID, l.OwnerEmail, ports.TemplateDeviceApproval, ports.DeviceApprovalEmail{
+		Product:     s.productName(ctx, l.Product),
 		DeviceName:  dev.DeviceName,
 		Platform:    dev.Platform,
 		Fingerprint: dev.Fingerprint,
 		RequestAddr: dev.RequestAddr,
-		Time:        stamp(now),
-		ExpiresAt:   stamp(c.ExpiresAt),
+		RequestedAt: now,
+		ExpiresAt:   c.ExpiresAt,
 		ConfirmURL:  s.confirmURL(token),
 	})
 	if err != nil {

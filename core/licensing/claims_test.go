@@ -37,7 +37,7 @@ func TestOwnerApprovalClaimFlow(t *testing.T) {
 			t.Errorf("e-mail lacks %q", want)
 		}
 	}
-	if m.ID != "claim-"+claimID || m.To != "owner@example.com" || m.Template != "claim_confirmation" || !strings.Contains(m.Subject, "Acme Audio") {
+	if m.ID != "claim-"+claimID || m.To != "owner@example.com" || m.Template != ports.TemplateDeviceApproval || !strings.Contains(m.Subject, "Studio Mac") {
 		t.Fatalf("mail %+v", m)
 	}
 	token := tokenOf(t, m)

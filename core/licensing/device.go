@@ -43,6 +43,7 @@ func (s *Service) Validate(ctx context.Context, cmd ports.ValidateCommand) (port
 	}
 	now := s.now()
 	status, valid, action := license.DeviceStatus(l, a, prod.Policy, now)
+	s.recordTrust(ctx, a, license.RequestTrust(cmd.Identity.MTLS))
 	return ports.ValidateResult{
 		Valid:        valid,
 		Status:       status,
@@ -90,6 +91,7 @@ func (s *Service) Heartbeat(ctx context.Context, cmd ports.HeartbeatCommand) (po
 		policy := prod.Policy
 		before := license.GraceStatus(a, policy, now)
 		a.LastHeartbeatAt = now
+		a.LastTrustLevel = license.RequestTrust(cmd.Identity.MTLS)
 		if cmd.PluginVersion != "" {
 			a.PluginVersion = cmd.PluginVersion
 		}
@@ -127,6 +129,18 @@ func (s *Service) Heartbeat(ctx context.Context, cmd ports.HeartbeatCommand) (po
 	return res, nil
 }
 
+// recordTrust records the trust level of a validate on its activation for the owner's device list.
+// Validate holds no lock, so it writes that one column, and only when the level changed (a device
+// moving between mTLS and signed-only); a failure is logged, since the answer does not depend on it.
+func (s *Service) recordTrust(ctx context.Context, a license.ActivationRecord, level int) {
+	if a.LastTrustLevel == level {
+		return
+	}
+	if err := s.d.Activations.SetTrustLevel(ctx, a.ID, level); err != nil {
+		s.log.WarnContext(ctx, "licensing: recording the trust level failed", "activation_id", a.ID, "err", err)
+	}
+}
+
 // renewHint is the renew_certificate of a heartbeat for the activation's current certificate. A
 // failure to ask the PKI about a rollback is logged and read as "not rolling back": the hint is
 // advisory and the heartbeat itself has already committed.
@@ -151,10 +165,17 @@ func requireCurrent(id ports.DeviceIdentity, a license.ActivationRecord) error {
 	return nil
 }
 
-// Deactivate implements ports.Licensing (POST /v1/deactivate).
+// Deactivate implements ports.Licensing (POST /v1/deactivate). The owner, when the license has
+// one, is e-mailed DeviceRemoved after the commit.
 func (s *Service) Deactivate(ctx context.Context, cmd ports.DeactivateCommand) (ports.DeactivateResult, error) {
-	var res ports.DeactivateResult
+	var (
+		res  ports.DeactivateResult
+		mail *ports.DeviceEmail
+		to   string
+		id   string
+	)
 	err := s.d.Tx.InTx(ctx, func(ctx context.Context) error {
+		mail = nil
 		l, a, err := s.lockLicenseOf(ctx, cmd.Identity.ActivationID)
 		if err != nil {
 			return err
@@ -179,10 +200,17 @@ func (s *Service) Deactivate(ctx context.Context, cmd ports.DeactivateCommand) (
 			return err
 		}
 		res = ports.DeactivateResult{SeatsUsed: used, SeatsTotal: l.MaxActivations, SeatReleasedAt: released}
+		if l.OwnerEmail != "" {
+			m := s.deviceEmail(ctx, l, a, used, now)
+			mail, to, id = &m, l.OwnerEmail, removedEmailID(a.ID)
+		}
 		return nil
 	})
 	if err != nil {
 		return ports.DeactivateResult{}, err
+	}
+	if mail != nil {
+		s.sendTemplate(ctx, id, to, ports.TemplateDeviceRemoved, *mail)
 	}
 	return res, nil
 }

@@ -218,6 +218,7 @@ type fixture struct {
 	store *portstest.MemStore
 	ca    *testCA
 	procs *testProcesses
+	mails *portstest.EmailRenderer
 	svc   *Service
 }
 
@@ -227,14 +228,16 @@ func newFixture(t *testing.T) *fixture {
 	store := portstest.NewMemStore(portstest.WithClock(clock))
 	ca := newTestCA(t, clock)
 	procs := &testProcesses{}
+	mails := portstest.NewEmailRenderer()
 	svc := New(Deps{
 		Clock: clock, Tx: store.Tx(), Products: store.Products(), Licenses: store.Licenses(),
 		Activations: store.Activations(), Certificates: store.Certificates(), Claims: store.Claims(),
 		Issuer: ca, Vault: testVault{}, Leases: testLeases{}, LeaseIssuer: "https://licenses.example",
 		Processes: procs,
+		Emails:    mails,
 		Config:    Config{PublicURL: "http://127.0.0.1:8080/", MTLSURL: "https://127.0.0.1:8443", VendorName: "Acme Audio"},
 	})
-	return &fixture{t: t, ctx: context.Background(), clock: clock, store: store, ca: ca, procs: procs, svc: svc}
+	return &fixture{t: t, ctx: context.Background(), clock: clock, store: store, ca: ca, procs: procs, mails: mails, svc: svc}
 }
 
 func i64p(v int64) *int64 { return &v }

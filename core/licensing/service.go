@@ -43,14 +43,14 @@ type Deps struct {
 	// LeaseIssuer is the iss of leases, equal to the issuer of GET /v1/keys.
 	LeaseIssuer string
 	Processes   ports.Processes
+	Emails      ports.EmailRenderer
 	Config      Config
 }
 
 // Service implements ports.Licensing.
 type Service struct {
-	d      Deps
-	log    *slog.Logger
-	emails emailTemplates
+	d   Deps
+	log *slog.Logger
 	// certKeys caches the public keys of parsed device certificates (see certificateKey).
 	certKeys certKeyCache
 }
@@ -63,7 +63,7 @@ func New(d Deps) *Service {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return &Service{d: d, log: log, emails: parseEmailTemplates()}
+	return &Service{d: d, log: log}
 }
 
 // now is the service's time: UTC and whole seconds, because every time a device sees is written in

@@ -28,18 +28,33 @@ const CodeCertificateUntrusted = "CERTIFICATE_UNTRUSTED"
 
 // Deps are what the service needs.
 type Deps struct {
-	CA    ports.CAKeyStore
-	Clock ports.Clock
+	CA ports.CAKeyStore
+	// Shares gives the canary intermediates their share of new certificates. Nil means: the CA key
+	// store's own, when it implements ports.CAShares; else no canary issues.
+	Shares ports.CAShares
+	Clock  ports.Clock
 	// Rand is the source of serials and signature randomness; nil means crypto/rand.
 	Rand io.Reader
+
+	// Revocations is where the revocation lists (crl.go) read revoked certificates from: the
+	// licensing certificate store. Nil: CRL answers CRL_NOT_CONFIGURED.
+	Revocations ports.RevokedCertificates
+	// CRLBaseURL is the public base URL (e.g. https://licenses.example.com) that new device
+	// certificates name in their CRL Distribution Points; "" adds no such extension.
+	CRLBaseURL string
+	// CRLValidity is nextUpdate - thisUpdate of the lists; 0 means DefaultCRLValidity.
+	CRLValidity time.Duration
 }
 
-// Service implements ports.CertificateIssuer. It holds no state of its own: every call reads the
-// hierarchy from the key store, so a rollout's state change is seen by the next call.
+// Service implements ports.CertificateIssuer and ports.CRLPublisher. Apart from the CRL cache it
+// holds no state of its own: every call reads the hierarchy from the key store, so a rollout's
+// state change is seen by the next call.
 type Service struct {
-	ca    ports.CAKeyStore
-	clock ports.Clock
-	rand  io.Reader
+	ca     ports.CAKeyStore
+	shares ports.CAShares
+	clock  ports.Clock
+	rand   io.Reader
+	crl    *crls // revocation lists and their cache (crl.go)
 }
 
 var _ ports.CertificateIssuer = (*Service)(nil)
@@ -50,7 +65,11 @@ func New(d Deps) *Service {
 	if r == nil {
 		r = rand.Reader
 	}
-	return &Service{ca: d.CA, clock: d.Clock, rand: r}
+	shares := d.Shares
+	if shares == nil {
+		shares, _ = d.CA.(ports.CAShares)
+	}
+	return &Service{ca: d.CA, shares: shares, clock: d.Clock, rand: r, crl: newCRLs(d)}
 }
 
 // IssueDeviceCertificate signs the device certificate of PROTOCOL.md section 7 for req.PublicKey
@@ -82,6 +101,7 @@ func (s *Service) IssueDeviceCertificate(ctx context.Context, req ports.DeviceCe
 	if err != nil {
 		return ports.IssuedCertificate{}, err
 	}
+	tmpl.CRLDistributionPoints = s.crl.distributionPoints(issuer.ID())
 	issuerCert := issuer.Certificate()
 	// A certificate cannot outlive the intermediate that vouches for it: it would stop verifying
 	// early anyway, so say so in notAfter and let the heartbeat's renew hint replace it in time.
@@ -201,15 +221,24 @@ func (s *Service) RollingBack(ctx context.Context, issuerID string) (bool, error
 	return false, nil
 }
 
-// intermediates reads the hierarchy from the store into aggregates.
+// intermediates reads the hierarchy from the store into aggregates, with the canary shares.
 func (s *Service) intermediates(ctx context.Context) ([]authority.Intermediate, error) {
 	raw, err := s.ca.Intermediates(ctx)
 	if err != nil {
 		return nil, storeError("intermediates", err)
 	}
+	var shares map[string]int
+	if s.shares != nil {
+		if shares, err = s.shares.Shares(ctx); err != nil {
+			return nil, storeError("shares", err)
+		}
+	}
 	out := make([]authority.Intermediate, 0, len(raw))
 	for _, r := range raw {
 		in, err := authority.NewIntermediate(r.ID, r.Cert, r.State)
+		if err == nil && shares[r.ID] != 0 {
+			in, err = in.WithShare(shares[r.ID])
+		}
 		if err != nil {
 			return nil, errs.Internalf("pki: intermediate %q in the key store: %w", r.ID, err)
 		}
@@ -240,20 +269,7 @@ func (s *Service) trusted(ctx context.Context) ([]authority.Intermediate, *x509.
 
 // chainOrder puts the intermediates that issue first in ca_chain, the ones being phased in next,
 // and the ones on their way out last.
-func chainOrder(s authority.State) int {
-	switch s {
-	case authority.StateActive:
-		return 0
-	case authority.StateCanary:
-		return 1
-	case authority.StateStaged:
-		return 2
-	case authority.StateRetiring:
-		return 3
-	default:
-		return 4
-	}
-}
+func chainOrder(s authority.State) int { return authority.ChainOrder(s) }
 
 // storeError keeps a key store's domain errors and makes anything else Unavailable: the store is a
 // backend (files, an HSM, a remote signer) whose failure a retry may cure.

@@ -97,6 +97,7 @@ func sampleActivation(id, licenseID, fingerprint string, n int) license.Activati
 		LastHeartbeatAt: at(time.Duration(n)*time.Minute + time.Hour),
 		LastLeaseExp:    ptr(at(time.Duration(n)*time.Minute + 48*time.Hour)),
 		UpdatedAt:       at(time.Duration(n)*time.Minute + time.Hour),
+		LastTrustLevel:  license.TrustMTLSSigned,
 	}
 }
 
@@ -129,11 +130,15 @@ func RunRepositoryContract(t *testing.T, newStore func(t *testing.T) Stores) {
 	t.Run("LicenseRoundTrip", func(t *testing.T) { testLicenseRoundTrip(t, newStore(t)) })
 	t.Run("LicenseConstraints", func(t *testing.T) { testLicenseConstraints(t, newStore(t)) })
 	t.Run("LicenseList", func(t *testing.T) { testLicenseList(t, newStore(t)) })
+	t.Run("LicensesByOwner", func(t *testing.T) { testLicensesByOwner(t, newStore(t)) })
+	t.Run("ExpiryNoticesDue", func(t *testing.T) { testExpiryNoticesDue(t, newStore(t)) })
+	t.Run("SetTrustLevel", func(t *testing.T) { testSetTrustLevel(t, newStore(t)) })
 	t.Run("ActivationRoundTrip", func(t *testing.T) { testActivationRoundTrip(t, newStore(t)) })
 	t.Run("ActivationExists", func(t *testing.T) { testActivationExists(t, newStore(t)) })
 	t.Run("SeatHoldersAndTransfers", func(t *testing.T) { testSeatHolders(t, newStore(t)) })
 	t.Run("ActivationList", func(t *testing.T) { testActivationList(t, newStore(t)) })
 	t.Run("Certificates", func(t *testing.T) { testCertificates(t, newStore(t)) })
+	t.Run("RevokedCertificates", func(t *testing.T) { testRevokedCertificates(t, newStore(t)) })
 	t.Run("Claims", func(t *testing.T) { testClaims(t, newStore(t)) })
 	t.Run("AdminTokens", func(t *testing.T) { testAdminTokens(t, newStore(t)) })
 	t.Run("TxRollback", func(t *testing.T) { testTxRollback(t, newStore(t)) })
@@ -187,6 +192,7 @@ func testLicenseRoundTrip(t *testing.T, s Stores) {
 	full := sampleLicense("lic_full", 1)
 	full.IdempotencyKey = "fulfillment/ord_1/0"
 	full.StatusReason = "because"
+	full.ExpiryWarnedAt, full.ExpiredNoticedAt = ptr(at(2*time.Minute)), ptr(at(3*time.Minute))
 	bare := license.LicenseRecord{ID: "lic_bare", KeyHash: []byte{9, 9, 9}, KeyPrefix: "LIC", Product: "synth",
 		MaxActivations: 1, Status: license.LicenseSuspended, CreatedAt: at(0), UpdatedAt: at(0)}
 	noErr(t, s.Licenses.Insert(ctx, full))
@@ -218,6 +224,7 @@ func testLicenseRoundTrip(t *testing.T, s Stores) {
 	upd.Status, upd.StatusReason = license.LicenseRevoked, "chargeback"
 	upd.ExpiresAt, upd.UpdatedAt = nil, at(time.Hour)
 	upd.IdempotencyKey = "other"
+	upd.ExpiryWarnedAt, upd.ExpiredNoticedAt = nil, nil
 	noErr(t, s.Licenses.Update(ctx, upd))
 	got, err = s.Licenses.Get(ctx, upd.ID)
 	noErr(t, err)
@@ -227,6 +234,7 @@ func testLicenseRoundTrip(t *testing.T, s Stores) {
 
 	// And back from nil to set.
 	upd.ExpiresAt, upd.Entitlements = ptr(at(2*time.Hour)), nil
+	upd.ExpiryWarnedAt = ptr(at(90 * time.Minute))
 	noErr(t, s.Licenses.Update(ctx, upd))
 	got, err = s.Licenses.Get(ctx, upd.ID)
 	noErr(t, err)
@@ -364,6 +372,121 @@ func testLicenseList(t *testing.T, s Stores) {
 	}
 }
 
+func testLicensesByOwner(t *testing.T, s Stores) {
+	ctx := t.Context()
+	for i, owner := range []string{"Ann.Lee@example.com", "bob@example.com", "ann.lee@example.com", "", "ann.lee@example.org"} {
+		l := sampleLicense(fmt.Sprintf("lic_%d", i), i)
+		l.OwnerEmail = owner
+		noErr(t, s.Licenses.Insert(ctx, l))
+	}
+	rows, err := s.Licenses.ListByOwner(ctx, "ann.lee@example.com")
+	noErr(t, err)
+	// Any case of the stored address, newest first.
+	same(t, "by owner", []string{"lic_2", "lic_0"}, ids(rows, licID))
+	same(t, "full row", sampleLicense("lic_2", 2).Product, rows[0].Product)
+	rows, err = s.Licenses.ListByOwner(ctx, "carol@example.com")
+	noErr(t, err)
+	same(t, "unknown owner", 0, len(rows))
+	// A license without an owner belongs to nobody, not to "".
+	rows, err = s.Licenses.ListByOwner(ctx, "")
+	noErr(t, err)
+	same(t, "empty owner", 0, len(rows))
+}
+
+func testExpiryNoticesDue(t *testing.T, s Stores) {
+	ctx := t.Context()
+	now := at(100 * 24 * time.Hour)
+	day := 24 * time.Hour
+	n := 0
+	add := func(id string, exp *time.Time, mod func(*license.LicenseRecord)) {
+		t.Helper()
+		n++
+		l := sampleLicense(id, n)
+		l.ExpiresAt = exp
+		if mod != nil {
+			mod(&l)
+		}
+		noErr(t, s.Licenses.Insert(ctx, l))
+	}
+	in := func(d time.Duration) *time.Time { return ptr(now.Add(d)) }
+	add("lic_e1", in(time.Hour), nil)
+	add("lic_e2", in(7*day), nil) // the last second of the warning window
+	add("lic_e3", in(7*day+time.Second), nil)
+	add("lic_e4", in(time.Hour), func(l *license.LicenseRecord) { l.ExpiryWarnedAt = ptr(now) })
+	add("lic_e5", in(2*time.Hour), func(l *license.LicenseRecord) { l.Status = license.LicenseSuspended })
+	add("lic_e6", in(3*time.Hour), func(l *license.LicenseRecord) { l.OwnerEmail = "" })
+	add("lic_e7", in(time.Hour), nil) // the same expiry as lic_e1: ordered by id
+	add("lic_x1", in(0), nil)         // expires at now: expired
+	add("lic_x2", in(-29*day), nil)
+	add("lic_x3", in(-30*day), nil) // outside the window
+	add("lic_x4", in(-time.Hour), func(l *license.LicenseRecord) { l.ExpiredNoticedAt = ptr(now) })
+	add("lic_x5", in(-time.Hour), func(l *license.LicenseRecord) { l.ExpiryWarnedAt = ptr(now.Add(-2 * day)) })
+	add("lic_x6", in(-time.Hour), func(l *license.LicenseRecord) { l.Status = license.LicenseRevoked })
+	add("lic_p", nil, nil) // perpetual
+
+	rows, err := s.Licenses.ExpiryNoticesDue(ctx, license.ExpiryNoticeExpiring, now, ports.ExpiryCursor{}, 10)
+	noErr(t, err)
+	same(t, "expiring", []string{"lic_e1", "lic_e7", "lic_e2"}, ids(rows, licID))
+	rows, err = s.Licenses.ExpiryNoticesDue(ctx, license.ExpiryNoticeExpired, now, ports.ExpiryCursor{}, 10)
+	noErr(t, err)
+	same(t, "expired", []string{"lic_x2", "lic_x5", "lic_x1"}, ids(rows, licID))
+	// The stores agree with the aggregate's rule on every row they return.
+	for _, l := range rows {
+		if license.ExpiryNoticeDue(l, now) != license.ExpiryNoticeExpired {
+			t.Fatalf("%s returned but not due", l.ID)
+		}
+	}
+
+	// Keyset pages: strictly after (ExpiresAt, ID).
+	page, err := s.Licenses.ExpiryNoticesDue(ctx, license.ExpiryNoticeExpiring, now, ports.ExpiryCursor{}, 1)
+	noErr(t, err)
+	same(t, "first page", []string{"lic_e1"}, ids(page, licID))
+	page, err = s.Licenses.ExpiryNoticesDue(ctx, license.ExpiryNoticeExpiring, now, ports.ExpiryCursor{ExpiresAt: *page[0].ExpiresAt, ID: page[0].ID}, 1)
+	noErr(t, err)
+	same(t, "second page", []string{"lic_e7"}, ids(page, licID))
+	page, err = s.Licenses.ExpiryNoticesDue(ctx, license.ExpiryNoticeExpiring, now, ports.ExpiryCursor{ExpiresAt: *page[0].ExpiresAt, ID: page[0].ID}, 5)
+	noErr(t, err)
+	same(t, "last page", []string{"lic_e2"}, ids(page, licID))
+
+	// Recording a notice takes the license out.
+	e1, err := s.Licenses.Get(ctx, "lic_e1")
+	noErr(t, err)
+	noErr(t, s.Licenses.Update(ctx, license.MarkExpiryNotice(e1, license.ExpiryNoticeExpiring, now)))
+	rows, err = s.Licenses.ExpiryNoticesDue(ctx, license.ExpiryNoticeExpiring, now, ports.ExpiryCursor{}, 10)
+	noErr(t, err)
+	same(t, "expiring after a notice", []string{"lic_e7", "lic_e2"}, ids(rows, licID))
+
+	_, err = s.Licenses.ExpiryNoticesDue(ctx, license.ExpiryNoticeNone, now, ports.ExpiryCursor{}, 10)
+	wantCode(t, err, errs.CodeValidationFailed)
+}
+
+func testSetTrustLevel(t *testing.T, s Stores) {
+	ctx := t.Context()
+	insertLicense(t, s, "lic_1")
+	a := sampleActivation("act_1", "lic_1", "fp-1", 1)
+	a.LastTrustLevel = license.TrustNone
+	noErr(t, s.Activations.Insert(ctx, a))
+	noErr(t, s.Activations.SetTrustLevel(ctx, "act_1", license.TrustSigned))
+	got, err := s.Activations.Get(ctx, "act_1")
+	noErr(t, err)
+	want := a
+	want.LastTrustLevel = license.TrustSigned // and nothing else, UpdatedAt included
+	same(t, "after SetTrustLevel", want, got)
+	noErr(t, s.Activations.SetTrustLevel(ctx, "act_1", license.TrustSigned)) // unchanged: no error
+	noErr(t, s.Activations.SetTrustLevel(ctx, "act_missing", license.TrustSigned))
+	// Inside a transaction that rolls back, it is undone with the rest.
+	err = s.Tx.InTx(ctx, func(ctx context.Context) error {
+		noErr(t, s.Activations.SetTrustLevel(ctx, "act_1", license.TrustMTLSSigned))
+		return errors.New("roll back")
+	})
+	if err == nil {
+		t.Fatal("the transaction did not fail")
+	}
+	got, err = s.Activations.Get(ctx, "act_1")
+	noErr(t, err)
+	same(t, "after a rolled back SetTrustLevel", license.TrustSigned, got.LastTrustLevel)
+}
+
 func insertLicense(t *testing.T, s Stores, id string) license.LicenseRecord {
 	t.Helper()
 	l := sampleLicense(id, 0)
@@ -410,6 +533,7 @@ func testActivationRoundTrip(t *testing.T, s Stores) {
 	upd.DeviceName, upd.Platform, upd.PluginVersion = "Renamed", "windows-x64", "2.0.0"
 	upd.KeyThumbprint, upd.PublicKeyDER, upd.CertificateSerial = "tp-new", []byte{1, 2, 3}, "FF01"
 	upd.LastHeartbeatAt, upd.LastLeaseExp, upd.UpdatedAt = at(5*time.Hour), ptr(at(6*time.Hour)), at(5*time.Hour)
+	upd.LastTrustLevel = license.TrustSigned
 	upd = ended(upd, license.ActivationRevoked, at(7*time.Hour), false, ptr(at(8*time.Hour)))
 	noErr(t, s.Activations.Update(ctx, upd))
 	got, err = s.Activations.Get(ctx, upd.ID)
@@ -575,6 +699,61 @@ func testCertificates(t *testing.T, s Stores) {
 	wantCode(t, err, errs.CodeNotFound)
 	wantCode(t, s.Certificates.Update(ctx, license.CertificateRecord{Serial: "DEAD", ActivationID: "act_1", LicenseID: "lic_1"}), errs.CodeNotFound)
 	wantCode(t, s.Certificates.Insert(ctx, c1), errs.CodeConflict)
+}
+
+// testRevokedCertificates checks the revocation-list query: revoked only, this issuer only,
+// unexpired at now (NotAfter exclusive), serial order, and the revocation's time and reason.
+func testRevokedCertificates(t *testing.T, s Stores) {
+	ctx := t.Context()
+	insertLicense(t, s, "lic_1")
+	noErr(t, s.Activations.Insert(ctx, sampleActivation("act_1", "lic_1", "fp", 1)))
+	mk := func(serial, issuer string, status license.CertificateStatus, notAfter time.Duration, reason string) license.CertificateRecord {
+		c := license.CertificateRecord{Serial: serial, ActivationID: "act_1", LicenseID: "lic_1", KeyThumbprint: "tp-" + serial,
+			IssuerID: issuer, DER: []byte{0x30, 0x03, 0x01, 0x01, 0xff}, NotBefore: at(0), NotAfter: at(notAfter),
+			Status: status, CreatedAt: at(time.Minute)}
+		if status == license.CertificateRevoked {
+			c.RevokedAt, c.RevokeReason = ptr(at(time.Hour)), reason
+		}
+		return c
+	}
+	now := at(10 * time.Hour)
+	for _, c := range []license.CertificateRecord{
+		mk("B2", "int-a", license.CertificateRevoked, 48*time.Hour, "deactivated"),
+		mk("0A1", "int-a", license.CertificateRevoked, 24*time.Hour, "reissued"),
+		mk("C3", "int-a", license.CertificateRevoked, 10*time.Hour, "expires exactly now"),
+		mk("D4", "int-a", license.CertificateRevoked, 9*time.Hour, "expired"),
+		mk("E5", "int-a", license.CertificateCurrent, 48*time.Hour, ""),
+		mk("F6", "int-a", license.CertificateReplaced, 48*time.Hour, ""),
+		mk("A7", "int-b", license.CertificateRevoked, 48*time.Hour, "revoked"),
+	} {
+		noErr(t, s.Certificates.Insert(ctx, c))
+	}
+	got, err := s.Certificates.RevokedByIssuer(ctx, "int-a", now)
+	noErr(t, err)
+	same(t, "revoked by int-a", []ports.RevokedCertificate{
+		{Serial: "0A1", RevokedAt: at(time.Hour), NotAfter: at(24 * time.Hour), Reason: "reissued"},
+		{Serial: "B2", RevokedAt: at(time.Hour), NotAfter: at(48 * time.Hour), Reason: "deactivated"},
+	}, got)
+	got, err = s.Certificates.RevokedByIssuer(ctx, "int-a", at(30*time.Hour))
+	noErr(t, err)
+	same(t, "revoked by int-a later", 1, len(got))
+	same(t, "the one left later", "B2", got[0].Serial)
+	got, err = s.Certificates.RevokedByIssuer(ctx, "int-none", now)
+	noErr(t, err)
+	same(t, "revoked by an unknown issuer", 0, len(got))
+
+	// A revocation recorded later shows in the next call: nothing may serve an older answer.
+	current, err := s.Certificates.BySerial(ctx, "E5")
+	noErr(t, err)
+	noErr(t, s.Certificates.Update(ctx, license.RevokeCertificate(current, "deactivated", at(2*time.Hour))))
+	got, err = s.Certificates.RevokedByIssuer(ctx, "int-a", now)
+	noErr(t, err)
+	serials := make([]string, 0, len(got))
+	for _, r := range got {
+		serials = append(serials, r.Serial)
+	}
+	same(t, "serials after a new revocation", []string{"0A1", "B2", "E5"}, serials)
+	same(t, "time of the new revocation", at(2*time.Hour), got[2].RevokedAt)
 }
 
 func testClaims(t *testing.T, s Stores) {

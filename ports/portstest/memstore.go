@@ -47,6 +47,8 @@ type MemStore struct {
 	nonces      *MemNonceStore
 
 	com commerceMem // the commerce repositories (commerce_mem.go)
+
+	cust customersMem // the customers repositories (customers_mem.go)
 }
 
 // MemOption configures a MemStore.
@@ -67,6 +69,7 @@ func NewMemStore(opts ...MemOption) *MemStore {
 		claims:      map[string]license.ClaimRecord{},
 		tokens:      map[string]ports.AdminToken{},
 		com:         newCommerceMem(),
+		cust:        newCustomersMem(),
 	}
 	for _, o := range opts {
 		o(s)
@@ -268,6 +271,8 @@ func copyLicense(l license.LicenseRecord) license.LicenseRecord {
 	l.ExpiresAt = normTimePtr(l.ExpiresAt)
 	l.CreatedAt = normTime(l.CreatedAt)
 	l.UpdatedAt = normTime(l.UpdatedAt)
+	l.ExpiryWarnedAt = normTimePtr(l.ExpiryWarnedAt)
+	l.ExpiredNoticedAt = normTimePtr(l.ExpiredNoticedAt)
 	return l
 }
 
@@ -528,6 +533,58 @@ func (r memLicenses) List(ctx context.Context, f ports.LicenseFilter) ([]license
 	return paginate(rows, func(l license.LicenseRecord) (time.Time, string) { return l.CreatedAt, l.ID }, f.Page)
 }
 
+func (r memLicenses) ListByOwner(ctx context.Context, owner string) ([]license.LicenseRecord, error) {
+	var rows []license.LicenseRecord
+	err := r.s.run(ctx, func(*memTx) error {
+		for _, l := range r.s.licenses {
+			if license.OwnedBy(l, strings.ToLower(owner)) {
+				rows = append(rows, copyLicense(l))
+			}
+		}
+		return nil
+	})
+	sort.Slice(rows, func(i, j int) bool {
+		if !rows[i].CreatedAt.Equal(rows[j].CreatedAt) {
+			return rows[i].CreatedAt.After(rows[j].CreatedAt)
+		}
+		return rows[i].ID > rows[j].ID
+	})
+	return rows, err
+}
+
+// ExpiryNoticesDue selects with the aggregate's own rule, which the database adapters write as SQL.
+func (r memLicenses) ExpiryNoticesDue(ctx context.Context, n license.ExpiryNotice, now time.Time, after ports.ExpiryCursor, limit int) ([]license.LicenseRecord, error) {
+	if n != license.ExpiryNoticeExpiring && n != license.ExpiryNoticeExpired {
+		return nil, errs.Validation("expiry notice must be expiring or expired")
+	}
+	if limit <= 0 || limit > 500 {
+		limit = 500
+	}
+	var rows []license.LicenseRecord
+	err := r.s.run(ctx, func(*memTx) error {
+		for _, l := range r.s.licenses {
+			if license.ExpiryNoticeDue(l, now) != n {
+				continue
+			}
+			if after.ID != "" && (l.ExpiresAt.Before(after.ExpiresAt) || (l.ExpiresAt.Equal(after.ExpiresAt) && l.ID <= after.ID)) {
+				continue
+			}
+			rows = append(rows, copyLicense(l))
+		}
+		return nil
+	})
+	sort.Slice(rows, func(i, j int) bool {
+		if !rows[i].ExpiresAt.Equal(*rows[j].ExpiresAt) {
+			return rows[i].ExpiresAt.Before(*rows[j].ExpiresAt)
+		}
+		return rows[i].ID < rows[j].ID
+	})
+	if len(rows) > limit {
+		rows = rows[:limit]
+	}
+	return rows, err
+}
+
 // ---- activations ----
 
 type memActivations struct{ s *MemStore }
@@ -659,6 +716,19 @@ func (r memActivations) List(ctx context.Context, f ports.ActivationFilter) ([]l
 	return paginate(rows, func(a license.ActivationRecord) (time.Time, string) { return a.CreatedAt, a.ID }, f.Page)
 }
 
+func (r memActivations) SetTrustLevel(ctx context.Context, id string, level int) error {
+	return r.s.run(ctx, func(tx *memTx) error {
+		a, ok := r.s.activations[id]
+		if !ok || a.LastTrustLevel == level {
+			return nil
+		}
+		remember(tx, r.s.activations, id)
+		a.LastTrustLevel = level
+		r.s.activations[id] = a
+		return nil
+	})
+}
+
 // ---- certificates ----
 
 type memCertificates struct{ s *MemStore }
@@ -715,6 +785,25 @@ func (r memCertificates) ListByActivation(ctx context.Context, activationID stri
 		return nil
 	})
 	sortOldestFirst(out, func(c license.CertificateRecord) (time.Time, string) { return c.CreatedAt, c.Serial })
+	return out, err
+}
+
+func (r memCertificates) RevokedByIssuer(ctx context.Context, issuerID string, now time.Time) ([]ports.RevokedCertificate, error) {
+	var out []ports.RevokedCertificate
+	err := r.s.run(ctx, func(*memTx) error {
+		for _, c := range r.s.certs {
+			if c.IssuerID != issuerID || c.Status != license.CertificateRevoked || !c.NotAfter.After(now) {
+				continue
+			}
+			rc := ports.RevokedCertificate{Serial: c.Serial, NotAfter: c.NotAfter, Reason: c.RevokeReason}
+			if c.RevokedAt != nil {
+				rc.RevokedAt = *c.RevokedAt
+			}
+			out = append(out, rc)
+		}
+		return nil
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].Serial < out[j].Serial })
 	return out, err
 }
 

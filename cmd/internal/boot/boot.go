@@ -15,12 +15,15 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/crypto/argon2"
 
 	"github.com/samplero/samplero/adapters/casigner"
+	"github.com/samplero/samplero/adapters/emailtmpl"
 	"github.com/samplero/samplero/adapters/filemail"
 	"github.com/samplero/samplero/adapters/httpapi"
 	"github.com/samplero/samplero/adapters/keyvault"
 	"github.com/samplero/samplero/adapters/pgstore"
+	"github.com/samplero/samplero/adapters/sendgridmail"
 	"github.com/samplero/samplero/adapters/sentryobs"
 	"github.com/samplero/samplero/adapters/serverkeys"
 	"github.com/samplero/samplero/adapters/smtpmail"
@@ -28,6 +31,7 @@ import (
 	"github.com/samplero/samplero/adapters/web"
 	"github.com/samplero/samplero/cmd/internal/config"
 	"github.com/samplero/samplero/core/commerce"
+	"github.com/samplero/samplero/core/customers"
 	"github.com/samplero/samplero/core/licensing"
 	"github.com/samplero/samplero/core/pki"
 	"github.com/samplero/samplero/ports"
@@ -50,17 +54,18 @@ const issuerName = "samplero"
 // Server is everything a serving process holds: the store, the Temporal client and the cores,
 // and the HTTP app built on them.
 type Server struct {
-	Cfg      config.Config
-	Log      *slog.Logger
-	Store    *pgstore.Store
-	Temporal *temporalclient.Client
-	CA       *casigner.LocalCA
-	PKI      *pki.Service
-	Keys     *serverkeys.Keys
-	Licenses *licensing.Service
-	Commerce *commerce.Service
-	Reporter *sentryobs.Reporter
-	App      *fiber.App
+	Cfg       config.Config
+	Log       *slog.Logger
+	Store     *pgstore.Store
+	Temporal  *temporalclient.Client
+	CA        *casigner.LocalCA
+	PKI       *pki.Service
+	Keys      *serverkeys.Keys
+	Licenses  *licensing.Service
+	Commerce  *commerce.Service
+	Customers *customers.Service
+	Reporter  *sentryobs.Reporter
+	App       *fiber.App
 	// pingShared checks Redis when it holds the replay store.
 	pingShared func(context.Context) error
 	// closers run in reverse order at Close.
@@ -95,8 +100,22 @@ func OpenStore(ctx context.Context, cfg config.Config, migrate bool) (*pgstore.S
 	return store, nil
 }
 
-// Mailer picks the mail adapter: SMTP when SAMPLERO_SMTP_URL is set, else the file outbox.
+// Renderer is the e-mail renderer: every template in the vendor's name and colours.
+func Renderer(cfg config.Config) (*emailtmpl.Renderer, error) {
+	return emailtmpl.New(emailtmpl.Options{
+		VendorName:   cfg.Commerce.VendorName,
+		BrandColor:   cfg.Commerce.BrandColor,
+		AccentColor:  cfg.Commerce.AccentColor,
+		SupportEmail: cfg.Commerce.SupportEmail,
+	})
+}
+
+// Mailer picks the mail adapter: SendGrid when SENDGRID_API_KEY is set, else SMTP when
+// SAMPLERO_SMTP_URL is set, else the file outbox.
 func Mailer(cfg config.Config) (ports.Mailer, error) {
+	if cfg.SendGridAPIKey.Set() {
+		return sendgridmail.New(sendgridmail.Options{APIKey: cfg.SendGridAPIKey.Reveal(), From: cfg.Commerce.MailFrom})
+	}
 	if cfg.SMTPURL.Set() {
 		return smtpmail.New(cfg.SMTPURL.Reveal(), smtpmail.Options{})
 	}
@@ -137,12 +156,18 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger, store *pgst
 	}
 	s.closers = append(s.closers, func() { s.Reporter.Flush(2 * time.Second) })
 
+	if cfg.CABackend.Kind == "remote" {
+		// The remote signer (samplero signer) and its client exist, but serve still needs the local
+		// CA for the device listener's own TLS certificate and for endorsing signing keys; until
+		// those have another source, serve refuses the setting instead of half-using it.
+		return nil, errors.New("SAMPLERO_CA_BACKEND=remote is not supported by serve yet (see docs/remote-signer.md)")
+	}
 	if s.CA, err = casigner.EnsureLocalCA(cfg.PKIDir, systemClock{}); err != nil {
 		return nil, fmt.Errorf("local CA in %s: %w", cfg.PKIDir, err)
 	}
 	s.PKI = pki.New(pki.Deps{CA: s.CA, Clock: systemClock{}})
-	if s.Keys, err = serverkeys.Open(cfg.SigningKeysDir, issuerName, systemClock{}); err != nil {
-		return nil, fmt.Errorf("server keys in %s: %w", cfg.SigningKeysDir, err)
+	if s.Keys, err = openServerKeys(ctx, cfg, s.CA, store.Products(), log); err != nil {
+		return nil, err
 	}
 	lookup, enc, err := keySecrets(cfg)
 	if err != nil {
@@ -153,6 +178,10 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger, store *pgst
 		return nil, err
 	}
 	deviceURL := mtlsURL(cfg)
+	renderer, err := Renderer(cfg)
+	if err != nil {
+		return nil, err
+	}
 	s.Licenses = licensing.New(licensing.Deps{
 		Clock:        systemClock{},
 		Tx:           store.Tx(),
@@ -166,6 +195,7 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger, store *pgst
 		Leases:       s.Keys,
 		LeaseIssuer:  s.Keys.Issuer(),
 		Processes:    tc,
+		Emails:       renderer,
 		Config: licensing.Config{
 			PublicURL:  cfg.PublicURL,
 			MTLSURL:    deviceURL,
@@ -174,7 +204,7 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger, store *pgst
 		},
 	})
 
-	com, err := buildCommerce(ctx, cfg, log, store, s.Licenses, tc)
+	com, err := buildCommerce(ctx, cfg, log, store, s.Licenses, tc, renderer)
 	if err != nil {
 		return nil, err
 	}
@@ -187,6 +217,22 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger, store *pgst
 	}
 	s.closers = append(s.closers, sh.close)
 	s.pingShared = sh.ping
+
+	s.Customers = customers.New(customers.Deps{
+		Clock:     systemClock{},
+		Tx:        store.Tx(),
+		Accounts:  store.Accounts(),
+		Links:     store.SignInLinks(),
+		Sessions:  store.Sessions(),
+		Limiter:   sh.limiter,
+		Processes: tc,
+		Emails:    renderer,
+		Argon2:    argon2.IDKey,
+		Config: customers.Config{
+			PublicURL: strings.TrimSuffix(cfg.PublicURL, "/"),
+			Logger:    log.With("component", "customers"),
+		},
+	})
 
 	hc := httpapi.DefaultConfig()
 	hc.RequireMTLS = cfg.RequireMTLS
@@ -204,6 +250,7 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger, store *pgst
 	app, err := httpapi.New(httpapi.Deps{
 		Licensing:     s.Licenses,
 		Commerce:      s.Commerce,
+		Customers:     s.Customers,
 		Files:         com.files,
 		StripeWebhook: stripeWebhook,
 		Keys:          s.Keys,
@@ -228,6 +275,12 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger, store *pgst
 		return nil, err
 	}
 	pages.Register(app)
+	acct, err := web.NewAccount(web.AccountDeps{Customers: s.Customers, Licensing: s.Licenses, Commerce: s.Commerce,
+		Clock: systemClock{}, PublicURL: cfg.PublicURL, TrustedProxies: cfg.TrustedProxies, Logger: log.With("component", "portal")})
+	if err != nil {
+		return nil, err
+	}
+	acct.Register(app)
 	s.App = app
 	ok = true
 	return s, nil

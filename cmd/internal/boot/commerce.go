@@ -49,7 +49,7 @@ type commerceParts struct {
 }
 
 // buildCommerce wires the object store, Stripe and the commerce core.
-func buildCommerce(ctx context.Context, cfg config.Config, log *slog.Logger, store *pgstore.Store, lic ports.Licensing, procs ports.Processes) (commerceParts, error) {
+func buildCommerce(ctx context.Context, cfg config.Config, log *slog.Logger, store *pgstore.Store, lic ports.Licensing, procs ports.Processes, emails ports.EmailRenderer) (commerceParts, error) {
 	parts := commerceParts{close: func() {}}
 	secret, err := linksSecret(cfg)
 	if err != nil {
@@ -121,6 +121,7 @@ func buildCommerce(ctx context.Context, cfg config.Config, log *slog.Logger, sto
 		Objects:      objects,
 		Payments:     payments,
 		Processes:    procs,
+		Emails:       emails,
 		Config: commerce.Config{
 			PublicURL:     public,
 			VendorName:    cfg.Commerce.VendorName,

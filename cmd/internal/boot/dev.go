@@ -83,7 +83,7 @@ func Dev(ctx context.Context, cfg config.Config, log *slog.Logger, stdout, stder
 		return err
 	}
 	defer srv.Close()
-	stopWorker, err := StartWorker(tc, mailer, srv.Commerce, log)
+	stopWorker, err := StartWorker(tc, mailer, srv.Commerce, srv.Licenses, log)
 	if err != nil {
 		return err
 	}
@@ -110,6 +110,7 @@ func Dev(ctx context.Context, cfg config.Config, log *slog.Logger, stdout, stder
 		ReadyLine, cfg.HTTPAddr, cfg.DeviceAddr, srv.CA.ChainPath(), temporal.UIURL(), cfg.DataDir, tokenFile)
 	log.Info("ready", "config", cfg.String(), "temporal_pid", temporal.Pid())
 	go resumeFulfilment(ctx, srv.Commerce, log.With("component", "commerce"))
+	ensureSchedules(ctx, tc, log)
 	err = srv.Serve(ctx, l)
 	log.Info("shutting down")
 	return ignoreCanceled(err)

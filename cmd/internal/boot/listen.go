@@ -57,6 +57,8 @@ func serverHosts(deviceAddr, publicURL string) []string {
 type clientCAs struct {
 	load    func(context.Context) (*x509.CertPool, error)
 	refresh time.Duration
+	// now is the clock of the cache (nil: the wall clock); tests move it instead of sleeping.
+	now func() time.Time
 
 	mu      sync.Mutex
 	pool    *x509.CertPool
@@ -66,7 +68,11 @@ type clientCAs struct {
 func (c *clientCAs) get() (*x509.CertPool, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.pool != nil && time.Since(c.fetched) < c.refresh {
+	now := time.Now
+	if c.now != nil {
+		now = c.now
+	}
+	if c.pool != nil && now().Sub(c.fetched) < c.refresh {
 		return c.pool, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -78,18 +84,14 @@ func (c *clientCAs) get() (*x509.CertPool, error) {
 		}
 		return nil, err
 	}
-	c.pool, c.fetched = pool, time.Now()
+	c.pool, c.fetched = pool, now()
 	return pool, nil
 }
 
-// Listen opens the HTTP listener and the TLS device listener:
-// tls.Config{ClientAuth: VerifyClientCertIfGiven, ClientCAs: the PKI's pool, MinVersion: TLS 1.2}.
-func (s *Server) Listen(ctx context.Context) (*Listeners, error) {
-	cert, err := s.CA.ServerTLSCertificate(serverHosts(s.Cfg.DeviceAddr, s.Cfg.PublicURL))
-	if err != nil {
-		return nil, fmt.Errorf("device listener certificate: %w", err)
-	}
-	cas := &clientCAs{load: s.PKI.ClientCAPool, refresh: time.Minute}
+// deviceTLSConfig is the device listener's TLS configuration: client certificates verified when
+// given, against the pool of cas as it is at each handshake (GetConfigForClient), so that a
+// rollout step reaches new connections without a restart.
+func deviceTLSConfig(cert tls.Certificate, cas *clientCAs) (*tls.Config, error) {
 	pool, err := cas.get()
 	if err != nil {
 		return nil, fmt.Errorf("client CA pool: %w", err)
@@ -109,6 +111,23 @@ func (s *Server) Listen(ctx context.Context) (*Listeners, error) {
 		c.GetConfigForClient = nil
 		c.ClientCAs = p
 		return c, nil
+	}
+	return base, nil
+}
+
+// Listen opens the HTTP listener and the TLS device listener:
+// tls.Config{ClientAuth: VerifyClientCertIfGiven, ClientCAs: the PKI's pool, MinVersion: TLS 1.2}.
+func (s *Server) Listen(ctx context.Context) (*Listeners, error) {
+	cert, err := s.CA.ServerTLSCertificate(serverHosts(s.Cfg.DeviceAddr, s.Cfg.PublicURL))
+	if err != nil {
+		return nil, fmt.Errorf("device listener certificate: %w", err)
+	}
+	// A second, like the CA's own look at its state file: a rollout step (a staged intermediate
+	// trusted, a retired one dropped) reaches the handshake within two seconds, and building the
+	// pool of a few intermediates once a second costs nothing.
+	base, err := deviceTLSConfig(cert, &clientCAs{load: s.PKI.ClientCAPool, refresh: time.Second})
+	if err != nil {
+		return nil, err
 	}
 	l := &Listeners{}
 	var lc net.ListenConfig

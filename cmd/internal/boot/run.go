@@ -91,7 +91,17 @@ func Worker(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer srv.Close()
-	return RunWorker(ctx, tc, mailer, srv.Commerce, log)
+	ensureSchedules(ctx, tc, log)
+	return RunWorker(ctx, tc, mailer, srv.Commerce, srv.Licenses, log)
+}
+
+// ensureSchedules creates the Temporal schedules (the daily expiry notices) when they do not exist;
+// an existing schedule, maybe paused or changed by an operator, is left as it is. A failure is
+// logged: the processes work without it, and the next start tries again.
+func ensureSchedules(ctx context.Context, tc *temporalclient.Client, log *slog.Logger) {
+	if err := tc.EnsureExpirySchedule(ctx); err != nil {
+		log.Warn("could not create the expiry-notices schedule", "err", err)
+	}
 }
 
 // ignoreCanceled treats the end of ctx as a clean stop.

@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/mail"
 	"net/netip"
 	"net/url"
 	"os"
@@ -61,7 +62,7 @@ type Env struct {
 }
 
 // Environment lists every variable the binary reads.
-var Environment = []Env{
+var Environment = append([]Env{
 	{Name: "SAMPLERO_DATABASE_URL", Secret: true, Doc: "`postgres://user:pass@host:5432/db?sslmode=…` or `sqlite:PATH`; required by serve, migrate and admin (dev uses `sqlite:DIR/samplero.db`)"},
 	{Name: "SAMPLERO_TEMPORAL_ADDRESS", Default: "127.0.0.1:7233", Doc: "Temporal frontend host:port (serve, worker; dev runs its own)"},
 	{Name: "SAMPLERO_TEMPORAL_NAMESPACE", Default: "default", Doc: "Temporal namespace"},
@@ -82,7 +83,11 @@ var Environment = []Env{
 	{Name: "SAMPLERO_HTTP_ADDR", Default: "127.0.0.1:8080", Doc: "plain HTTP listener: web pages, admin and webhook APIs, device API without mTLS"},
 	{Name: "SAMPLERO_DEVICE_ADDR", Default: "127.0.0.1:8443", Doc: "TLS device listener (client certificates verified if given)"},
 	{Name: "SENTRY_DSN", Secret: true, Doc: "report panics and 5xx to Sentry (scrubbed); unset = off"},
-	{Name: "SENDGRID_API_KEY", Secret: true, Doc: "reserved for the SendGrid mailer (not wired yet: use SAMPLERO_SMTP_URL)"},
+	{Name: "SENDGRID_API_KEY", Secret: true, Doc: "send e-mail through SendGrid's v3 API (wins over SAMPLERO_SMTP_URL and the file outbox)"},
+	{Name: "SAMPLERO_MAIL_FROM", Doc: "the From of every e-mail, e.g. `Vendor <noreply@vendor.example>`; default `<vendor name> <noreply@samplero.localhost>`"},
+	{Name: "SAMPLERO_SUPPORT_EMAIL", Doc: "the support address e-mails show customers; unset = none shown"},
+	{Name: "SAMPLERO_BRAND_COLOR", Default: "#0f766e", Doc: "the e-mails' header colour (`#rrggbb`)"},
+	{Name: "SAMPLERO_ACCENT_COLOR", Default: "#b45309", Doc: "the e-mails' link and button colour (`#rrggbb`)"},
 	{Name: "STRIPE_WEBHOOK_SECRET", Secret: true, Doc: "endpoint secret verifying `Stripe-Signature` on `POST /v1/webhooks/stripe` (also under dev); unset = that webhook answers 503"},
 	{Name: "STRIPE_SECRET_KEY", Secret: true, Doc: "Stripe API key for Checkout Sessions and refunds; unset = `POST /v1/checkout` answers 503 `PAYMENTS_UNAVAILABLE` (coupons, admin orders and webhooks still work)"},
 	{Name: "STRIPE_API_BASE", Doc: "Stripe API base URL; unset = Stripe itself (tests point it at stripe-mock)"},
@@ -102,7 +107,7 @@ var Environment = []Env{
 	{Name: "SAMPLERO_S3_ACCESS_KEY_ID", Doc: "S3 access key id"},
 	{Name: "SAMPLERO_S3_SECRET_ACCESS_KEY", Secret: true, Doc: "S3 secret access key"},
 	{Name: "SAMPLERO_S3_PATH_STYLE", Default: "false", Doc: "`true` for path-style S3 URLs (most self-hosted S3-compatible servers)"},
-}
+}, SignerEnvironment...)
 
 // ObjectStore says where product assets live.
 type ObjectStore struct {
@@ -123,6 +128,10 @@ type Commerce struct {
 	WebhookAllowlist []netip.Prefix
 	OperatorEmail    string
 	VendorName       string
+	MailFrom         string
+	SupportEmail     string
+	BrandColor       string
+	AccentColor      string
 	LinksSecret      Secret
 	DownloadTTL      time.Duration
 	SuccessURL       string
@@ -251,6 +260,10 @@ type Config struct {
 
 	Device   Device
 	Loadtest Loadtest
+	PKI      PKI
+
+	Signer    Signer
+	CABackend CABackend
 }
 
 // String lists the configuration, secrets redacted, for the startup log.
@@ -321,6 +334,8 @@ Usage:
   samplero admin     token create --name N
   samplero device    activate|validate|heartbeat|deactivate|renew|status   the reference client
   samplero loadtest  validate|heartbeat|activate|ceiling
+  samplero signer    [flags]          the CA backend as its own service (remote signer)
+  samplero pki       init-root|new-intermediate|sign-intermediate|bundle|audit|status|…   the CA hierarchy
 
 Run "samplero <command> --help" for the flags of a command. Configuration comes from flags and the
 SAMPLERO_* environment variables (see README.md); flags win.
@@ -353,6 +368,10 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 		err = p.device(args[1:])
 	case "loadtest":
 		err = p.loadtest(args[1:])
+	case "pki":
+		err = p.pki(args[1:])
+	case "signer":
+		err = p.signer(args[1:])
 	default:
 		fmt.Fprint(out, Usage)
 		return Config{}, usagef("unknown command %q", args[0])
@@ -460,6 +479,9 @@ func (p *parser) common() error {
 	c.SendGridAPIKey = Secret(p.env("SENDGRID_API_KEY", ""))
 	c.StripeWebhookSecret = Secret(p.env("STRIPE_WEBHOOK_SECRET", ""))
 	c.StripeSecretKey = Secret(p.env("STRIPE_SECRET_KEY", ""))
+	if err := p.caBackend(); err != nil {
+		return err
+	}
 	return p.commerce()
 }
 
@@ -482,6 +504,18 @@ func (p *parser) commerce() error {
 		return usagef("SAMPLERO_OPERATOR_EMAIL=%q is not an e-mail address", m.OperatorEmail)
 	}
 	m.VendorName = p.env("SAMPLERO_VENDOR_NAME", "Samplero")
+	m.MailFrom = p.env("SAMPLERO_MAIL_FROM", m.VendorName+" <noreply@samplero.localhost>")
+	m.SupportEmail = p.env("SAMPLERO_SUPPORT_EMAIL", "")
+	m.BrandColor = p.env("SAMPLERO_BRAND_COLOR", "#0f766e")
+	m.AccentColor = p.env("SAMPLERO_ACCENT_COLOR", "#b45309")
+	for name, v := range map[string]string{"SAMPLERO_BRAND_COLOR": m.BrandColor, "SAMPLERO_ACCENT_COLOR": m.AccentColor} {
+		if !isHexColor(v) {
+			return usagef("%s=%q is not a #rrggbb colour", name, v)
+		}
+	}
+	if _, err := mail.ParseAddress(m.MailFrom); err != nil {
+		return usagef("SAMPLERO_MAIL_FROM=%q is not an address", m.MailFrom)
+	}
 	m.LinksSecret = Secret(p.env("SAMPLERO_LINKS_SECRET", ""))
 	if m.LinksSecret.Set() && len(m.LinksSecret) < 32 {
 		return usagef("SAMPLERO_LINKS_SECRET must be at least 32 characters")
@@ -513,6 +547,19 @@ func (p *parser) commerce() error {
 		return usagef("SAMPLERO_OBJECT_STORE=%q is not local or s3", o.Kind)
 	}
 	return nil
+}
+
+// isHexColor accepts #rrggbb only: the value is written into e-mail CSS.
+func isHexColor(s string) bool {
+	if len(s) != 7 || s[0] != '#' {
+		return false
+	}
+	for _, c := range s[1:] {
+		if !strings.ContainsRune("0123456789abcdefABCDEF", c) {
+			return false
+		}
+	}
+	return true
 }
 
 // parsePrefixes reads a comma-separated list of addresses and CIDRs (the variable name is for errors).
@@ -675,8 +722,8 @@ func (p *parser) worker(args []string) error {
 	if fs.NArg() > 0 {
 		return usagef("samplero worker takes no arguments")
 	}
-	if !c.SMTPURL.Set() && c.OutboxDir == "" {
-		return usagef("samplero worker needs SAMPLERO_SMTP_URL or --outbox DIR to deliver e-mail")
+	if !c.SendGridAPIKey.Set() && !c.SMTPURL.Set() && c.OutboxDir == "" {
+		return usagef("samplero worker needs SENDGRID_API_KEY, SAMPLERO_SMTP_URL or --outbox DIR to deliver e-mail")
 	}
 	if c.PublicURL == "" {
 		return usagef("samplero worker needs SAMPLERO_PUBLIC_URL: the links of the delivery e-mails point there")

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/samplero/samplero/adapters/casigner"
+	"github.com/samplero/samplero/adapters/emailtmpl"
 	"github.com/samplero/samplero/adapters/keyvault"
 	"github.com/samplero/samplero/adapters/pgstore"
 	"github.com/samplero/samplero/adapters/serverkeys"
@@ -86,6 +87,10 @@ func Build(store *pgstore.Store, dir string, clock ports.Clock) (*Harness, error
 	if h.Vault, err = keyvault.New(h.LookupSecret, h.EncryptionSecret); err != nil {
 		return nil, fmt.Errorf("key vault: %w", err)
 	}
+	renderer, err := emailtmpl.New(emailtmpl.Options{VendorName: "Samplero"})
+	if err != nil {
+		return nil, err
+	}
 	h.Service = licensing.New(licensing.Deps{
 		Clock:        clock,
 		Tx:           store.Tx(),
@@ -99,6 +104,7 @@ func Build(store *pgstore.Store, dir string, clock ports.Clock) (*Harness, error
 		Leases:       h.Keys,
 		LeaseIssuer:  h.Keys.Issuer(),
 		Processes:    h.Outbox,
+		Emails:       renderer,
 		Config: licensing.Config{
 			PublicURL:  "http://127.0.0.1:8080",
 			MTLSURL:    "https://127.0.0.1:8443",

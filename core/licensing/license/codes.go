@@ -20,6 +20,8 @@ const (
 	CodeActivationRevoked                  = "ACTIVATION_REVOKED"                    // errs.Forbidden
 	CodeCertificateRevoked                 = "CERTIFICATE_REVOKED"                   // errs.Forbidden
 	CodeKeyMismatch                        = "KEY_MISMATCH"                          // errs.Forbidden
+	// CodeActivationNotFound answers an owner's call naming a device that is not one of theirs.
+	CodeActivationNotFound = "ACTIVATION_NOT_FOUND" // errs.NotFound
 
 	// CodeActivationExists is the repositories' code for a second active activation of one device
 	// on one license (the unique index behind the license row lock).

@@ -102,6 +102,11 @@ type LicenseRecord struct {
 	// IdempotencyKey is the key the license was created with ("" = none). Unique when set, so a
 	// retried CreateLicense finds the license it created first (LicenseRepo.ByIdempotencyKey).
 	IdempotencyKey string
+	// ExpiryWarnedAt and ExpiredNoticedAt record when the owner was e-mailed that the license
+	// expires within ExpiryWarning, and that it has expired: each notice goes out once (see
+	// ExpiryNoticeDue).
+	ExpiryWarnedAt   *time.Time
+	ExpiredNoticedAt *time.Time
 }
 
 // ActivationRecord is one device slot.
@@ -123,7 +128,10 @@ type ActivationRecord struct {
 	EndedAt           *time.Time // when it stopped being active
 	FreedByTransfer   bool       // its seat was freed at once, spending one of the 30-day transfers
 	SeatHeldUntil     *time.Time // when ended past the transfer limit: the seat counts until then
-	UpdatedAt         time.Time
+	// LastTrustLevel is the trust level (PROTOCOL.md section 5) of the last validate or heartbeat
+	// of this activation: TrustSigned or TrustMTLSSigned; TrustNone before the first one.
+	LastTrustLevel int
+	UpdatedAt      time.Time
 }
 
 // CertificateRecord is a device certificate on record.

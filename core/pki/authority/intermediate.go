@@ -3,7 +3,10 @@ package authority
 import (
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/binary"
 	"encoding/hex"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/samplero/samplero/core/errs"
@@ -35,7 +38,11 @@ const (
 	CodeInvalidIntermediate  = "INVALID_INTERMEDIATE"
 	CodeIllegalTransition    = "ILLEGAL_INTERMEDIATE_TRANSITION"
 	CodeNoActiveIntermediate = "NO_ACTIVE_INTERMEDIATE"
+	CodeInvalidShare         = "INVALID_SHARE"
 )
+
+// MaxShare is the whole of new device certificates: shares are percentages.
+const MaxShare = 100
 
 // transitions lists the moves a rollout may make. A rollback can happen from canary and after a
 // promotion (active); the intermediate it replaced goes back from retiring to active.
@@ -80,6 +87,7 @@ type Intermediate struct {
 	id    string
 	cert  *x509.Certificate
 	state State
+	share int
 }
 
 // NewIntermediate checks and builds an intermediate: a non-empty id, a CA certificate that may sign
@@ -101,6 +109,43 @@ func NewIntermediate(id string, cert *x509.Certificate, state string) (Intermedi
 func (i Intermediate) ID() string                     { return i.id }
 func (i Intermediate) Certificate() *x509.Certificate { return i.cert }
 func (i Intermediate) State() State                   { return i.state }
+
+// Share is the percentage of new device certificates a canary intermediate signs; 0 in any other
+// state.
+func (i Intermediate) Share() int {
+	if i.state != StateCanary {
+		return 0
+	}
+	return i.share
+}
+
+// WithShare returns the intermediate with a canary share of share percent (0 to 100). The share
+// counts only while the intermediate is a canary.
+func (i Intermediate) WithShare(share int) (Intermediate, error) {
+	if share < 0 || share > MaxShare {
+		return Intermediate{}, errs.E(errs.Invalid, CodeInvalidShare, "a canary share is a percentage from 0 to 100")
+	}
+	i.share = share
+	return i, nil
+}
+
+// ChainOrder ranks a state in ca_chain: the intermediates that issue first, the ones being phased
+// in next, the ones on their way out last. Ties are broken by id wherever a chain is written, so
+// that every writer of the same hierarchy writes the same bytes.
+func ChainOrder(s State) int {
+	switch s {
+	case StateActive:
+		return 0
+	case StateCanary:
+		return 1
+	case StateStaged:
+		return 2
+	case StateRetiring:
+		return 3
+	default:
+		return 4
+	}
+}
 
 // ValidAt reports whether the intermediate's own certificate is within its validity at t.
 func (i Intermediate) ValidAt(t time.Time) bool {
@@ -128,24 +173,59 @@ func IntermediateID(cert *x509.Certificate) string {
 
 // SelectIssuer picks the intermediate that signs the next device certificate of activationID.
 //
-// Today that is the one active intermediate. The CA rollout adds canary selection here: a canary
-// intermediate will take the activations whose hash of activationID falls inside its share, so
-// that one activation keeps landing on the same intermediate across renewals. Zero active
-// intermediates is errs.Unavailable NO_ACTIVE_INTERMEDIATE; more than one is a broken hierarchy
+// Each canary intermediate with a share takes the activations whose bucket falls inside its share:
+// the bucket is SHA-256 over the canary's id and the activation id, reduced to 0..9999, and the
+// canary takes it when it is below share*100 (scaled up for a second canary by what the first left
+// over, so that each gets its own share of all activations). The bucket depends on nothing else, so one
+// activation lands on the same intermediate at every renewal for as long as the rollout lasts,
+// and each rollout (each canary id) picks a different set of activations rather than sending the
+// same unlucky devices to every canary. Canaries are tried in id order; every other activation
+// goes to the one active intermediate.
+//
+// Zero active intermediates is errs.Unavailable NO_ACTIVE_INTERMEDIATE (a canary alone never
+// issues: the rest of the devices would have nowhere to go); more than one is a broken hierarchy
 // (internal).
 func SelectIssuer(candidates []Intermediate, activationID string) (Intermediate, error) {
 	var active []Intermediate
+	var canaries []Intermediate
 	for _, c := range candidates {
-		if c.state == StateActive {
+		switch {
+		case c.state == StateActive:
 			active = append(active, c)
+		case c.state == StateCanary && c.share > 0:
+			canaries = append(canaries, c)
 		}
 	}
 	switch len(active) {
 	case 1:
-		return active[0], nil
 	case 0:
 		return Intermediate{}, errs.E(errs.Unavailable, CodeNoActiveIntermediate, "no intermediate CA is active")
 	default:
 		return Intermediate{}, errs.Internalf("authority: %d intermediates are active, want exactly one", len(active))
 	}
+	slices.SortFunc(canaries, func(a, b Intermediate) int { return strings.Compare(a.id, b.id) })
+	// Each canary draws from what the canaries before it left: taking share/remaining of the
+	// activations that reach it gives it exactly share of all of them.
+	remaining := uint64(MaxShare)
+	for _, c := range canaries {
+		if remaining == 0 {
+			break
+		}
+		if canaryBucket(c.id, activationID)*remaining < uint64(c.share)*100*MaxShare {
+			return c, nil
+		}
+		remaining -= min(uint64(c.share), remaining)
+	}
+	return active[0], nil
+}
+
+// canaryBucket maps (canary, activation) to 0..9999. The modulo bias of 2^64 mod 10000 is far
+// below anything a share could notice.
+func canaryBucket(canaryID, activationID string) uint64 {
+	h := sha256.New()
+	h.Write([]byte("samplero canary\x00"))
+	h.Write([]byte(canaryID))
+	h.Write([]byte{0})
+	h.Write([]byte(activationID))
+	return binary.BigEndian.Uint64(h.Sum(nil)[:8]) % 10000
 }

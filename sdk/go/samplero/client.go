@@ -64,6 +64,12 @@ type Config struct {
 	// TrustedKeys are the server keys shipped with the client. When empty, the client trusts the
 	// first key list it fetches, and only when RootCAs pins the server (trust on first use).
 	TrustedKeys []TrustedKey
+	// EndorsementRoots are the offline root CA certificates (self-signed, ECDSA P-384; see
+	// RootCertificates) whose endorsements let the client accept server keys it does not know
+	// yet. Usually the root RootCAs pins. When set, a key of GET /v1/keys is trusted only when it
+	// is in TrustedKeys or carries a valid endorsement by one of them, and an answer signed by
+	// an unknown key makes the client fetch the key list once to look for it (a rotation).
+	EndorsementRoots []*x509.Certificate
 	// Issuer is the expected lease iss; when empty, the issuer of the verified key list is used.
 	Issuer string
 	// Storage keeps the device state; nil keeps it in memory only.
@@ -98,6 +104,7 @@ type Client struct {
 	plain   *http.Client // no client certificate
 	mtls    *http.Client // presents the stored certificate
 	mtlsTr  *http.Transport
+	endorse endorsementCache
 	mu      sync.Mutex // guards key and cert caches and storage read-modify-write sequences
 	key     crypto.Signer
 	cert    *tls.Certificate
@@ -125,6 +132,11 @@ func New(cfg Config) (*Client, error) {
 	for _, k := range cfg.TrustedKeys {
 		if k.KID == "" || len(k.PublicKey) != ed25519.PublicKeySize {
 			return nil, errors.New("samplero: TrustedKeys need a kid and a 32-byte Ed25519 key")
+		}
+	}
+	for _, r := range cfg.EndorsementRoots {
+		if err := checkRoot(r); err != nil {
+			return nil, err
 		}
 	}
 	if cfg.Platform == "" {
@@ -319,6 +331,16 @@ func (c *Client) Send(ctx context.Context, r Request) (*Response, error) {
 		return nil, err
 	}
 	out.Info, out.Verified = c.verifyAnswer(resp.StatusCode, path, respBody, resp.Header, nonce, keys)
+	if errors.Is(out.Verified, httpsig.ErrUnknownServerKey) && len(c.cfg.EndorsementRoots) > 0 {
+		// The server may have switched to a key this client has not seen: the root-endorsed
+		// key list says. The answer itself is checked again, unchanged, against the new keys.
+		if _, ferr := c.FetchKeys(ctx); ferr == nil {
+			if keys, err = c.trustedKeys(); err != nil {
+				return nil, err
+			}
+			out.Info, out.Verified = c.verifyAnswer(resp.StatusCode, path, respBody, resp.Header, nonce, keys)
+		}
+	}
 	return out, nil
 }
 

@@ -110,7 +110,9 @@ func (c *Client) storedKeyList() (*KeyList, error) {
 }
 
 // trustedKeys returns the keys answers may be signed with: the configured ones and the active
-// and next keys of the newest verified list, minus any key that list marks retired.
+// and next keys of the newest verified list, minus any key that list marks retired. With
+// EndorsementRoots, a key of the list counts only when it is configured or endorsed (an
+// endorsement whose window has ended no longer counts).
 func (c *Client) trustedKeys() (map[string]ed25519.PublicKey, error) {
 	list, err := c.storedKeyList()
 	if err != nil {
@@ -126,12 +128,27 @@ func (c *Client) trustedKeys() (map[string]ed25519.PublicKey, error) {
 				delete(keys, k.KID)
 				continue
 			}
-			if pub, ok := k.ed25519(); ok && (k.Status == "active" || k.Status == "next") {
+			if pub, ok := k.ed25519(); ok && (k.Status == "active" || k.Status == "next") && c.acceptable(k, pub) {
 				keys[k.KID] = pub
 			}
 		}
 	}
 	return keys, nil
+}
+
+// acceptable says whether a list key may be trusted: always without EndorsementRoots (the list
+// was signed by a trusted key); with them, only a configured key (the same kid and key) or an
+// endorsed one.
+func (c *Client) acceptable(k ServerKey, pub ed25519.PublicKey) bool {
+	if len(c.cfg.EndorsementRoots) == 0 {
+		return true
+	}
+	for _, t := range c.cfg.TrustedKeys {
+		if t.KID == k.KID && t.PublicKey.Equal(pub) {
+			return true
+		}
+	}
+	return c.endorse.verify(c.cfg.EndorsementRoots, k, c.now()) == nil
 }
 
 // ensureTrust fetches the key list when no key is trusted yet (trust on first use).
@@ -175,7 +192,11 @@ func (c *Client) issuer(ctx context.Context) (string, error) {
 // Trust on first use: when no key is trusted at all, the client accepts a first list signed by
 // one of its own active keys, but only when Config.RootCAs pins the server's TLS chain and the
 // client made the connection itself (no Config.HTTPClient). From then on only that list's keys,
-// and lists they sign, are trusted. Key endorsements by the offline root are not checked yet.
+// and lists they sign, are trusted.
+//
+// With Config.EndorsementRoots, the answer may also be signed by a key the list shows active and
+// the root endorses (no trust on first use is needed then), and only configured or endorsed keys
+// of the list become trusted.
 func (c *Client) FetchKeys(ctx context.Context) (*KeyList, error) {
 	nonce := httpsig.NewNonce()
 	resp, err := c.Send(ctx, Request{Method: http.MethodGet, Path: "/v1/keys?nonce=" + nonce, Nonce: nonce, SkipVerify: true, NoClientCert: true})
@@ -197,9 +218,21 @@ func (c *Client) FetchKeys(ctx context.Context) (*KeyList, error) {
 	if err := json.Unmarshal(resp.Body, &list); err != nil {
 		return nil, fmt.Errorf("samplero: /v1/keys answer does not decode: %w", err)
 	}
-	if len(trusted) == 0 {
+	switch {
+	case len(c.cfg.EndorsementRoots) > 0:
+		// The list may be signed by a key this client meets for the first time, if the root
+		// endorsed it: that is how a client that pins only the root follows a rotation.
+		for _, k := range list.Keys {
+			if pub, ok := k.ed25519(); ok && k.Status == "active" && c.acceptable(k, pub) {
+				trusted[k.KID] = pub
+			}
+		}
+		if len(trusted) == 0 {
+			return nil, fmt.Errorf("%w: no key of the list is endorsed by a pinned root", ErrKeyListUntrusted)
+		}
+	case len(trusted) == 0:
 		if c.cfg.RootCAs == nil || c.cfg.HTTPClient != nil {
-			return nil, fmt.Errorf("%w: configure TrustedKeys, or pin RootCAs to trust the first key list", ErrNoTrustedKeys)
+			return nil, fmt.Errorf("%w: configure TrustedKeys or EndorsementRoots, or pin RootCAs to trust the first key list", ErrNoTrustedKeys)
 		}
 		for _, k := range list.Keys {
 			if pub, ok := k.ed25519(); ok && k.Status == "active" {

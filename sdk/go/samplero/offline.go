@@ -38,10 +38,17 @@ type offlinePending struct {
 	Created int64  `json:"created"`
 }
 
-// OfflineActivationRequest writes a signed activation request for a device without network: the
-// owner uploads the returned file in the customer portal and brings back the answer for
-// ImportOfflineActivation. The request carries the offline tag and stays acceptable for 7 days.
-func (c *Client) OfflineActivationRequest(licenseKey string) ([]byte, error) {
+// OfflineActivationRequest writes a signed activation request for a device without network
+// (PROTOCOL.md section 8): the owner uploads the returned file in the customer portal (or to
+// POST /v1/me/offline-activations) and brings the answer file back for
+// ApplyOfflineActivationAnswer. The device key is generated and stored on first use, as Activate
+// does; the request's nonce and created time are stored so that the answer can be bound to it.
+// The request carries the offline tag and stays acceptable for 7 days. Writing a new request
+// replaces the pending one: only the answer to the newest request is accepted. No network is used.
+func (c *Client) OfflineActivationRequest(ctx context.Context, licenseKey string) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if c.cfg.Fingerprint == "" {
 		return nil, errors.New("samplero: Config.Fingerprint is required to activate")
 	}
@@ -74,12 +81,18 @@ func (c *Client) OfflineActivationRequest(licenseKey string) ([]byte, error) {
 	})
 }
 
-// ImportOfflineActivation verifies the answer file to the last OfflineActivationRequest as an
-// online answer would be verified (trusted key, the nonce the device wrote, the path), except that
-// created may be as late as the upload: it must lie between the request's created and now (each
-// with MaxSkew of slack). It then stores the activation like Activate. It needs no network when
-// Config.Issuer is set or a key list was fetched before.
-func (c *Client) ImportOfflineActivation(ctx context.Context, answer []byte) (*ActivateResult, error) {
+// ApplyOfflineActivationAnswer verifies the answer file to the last OfflineActivationRequest as an
+// online answer would be verified (a trusted server key, the nonce the device wrote, the path
+// /v1/activate), except that created may be as late as the upload: it must lie between the
+// request's created and now, and within 7 days of the request (each with MaxSkew of slack). It
+// then checks and stores the activation like Activate (certificate for this key and activation,
+// verified lease; a 202 stores the claim id for Bootstrap). A verified problem answer is returned
+// as a *ProblemError and leaves the request pending. It needs no network when Config.Issuer is set
+// or a key list was fetched before.
+func (c *Client) ApplyOfflineActivationAnswer(ctx context.Context, answer []byte) (*ActivateResult, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	raw, err := load(c.store, StoreOfflineRequest)
 	if err != nil {
 		return nil, err

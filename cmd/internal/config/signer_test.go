@@ -1,0 +1,124 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+)
+
+const (
+	sTok = "signer-token-0123456789abcdef0123456789"
+	sSec = "signer-hmac-0123456789abcdef0123456789a"
+)
+
+func signerEnv(extra map[string]string) map[string]string {
+	env := map[string]string{"SAMPLERO_SIGNER_TOKEN": sTok, "SAMPLERO_SIGNER_HMAC_SECRET": sSec}
+	for k, v := range extra {
+		env[k] = v
+	}
+	return env
+}
+
+func parseSigner(env map[string]string, args ...string) (Config, string, error) {
+	var out bytes.Buffer
+	cfg, err := Parse(append([]string{"signer"}, args...), envOf(env), &out)
+	return cfg, out.String(), err
+}
+
+func TestSignerParse(t *testing.T) {
+	cfg, _, err := parseSigner(signerEnv(nil), "--listen", "0.0.0.0:9443", "--pki-dir", "/srv/pki",
+		"--tls-cert", "s.pem", "--tls-key", "s-key.pem", "--client-ca", "clients.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := cfg.Signer
+	if s.Listen != "0.0.0.0:9443" || s.PKIDir != "/srv/pki" || s.TLSCert != "s.pem" || s.TLSKey != "s-key.pem" ||
+		s.ClientCA != "clients.pem" || s.Token.Reveal() != sTok || s.HMACSecret.Reveal() != sSec {
+		t.Fatalf("%+v", s)
+	}
+	// Secrets never print.
+	if strings.Contains(cfg.String()+strings.Join([]string{s.Token.String(), s.HMACSecret.String()}, ""), "0123456789") {
+		t.Fatal("a signer secret printed")
+	}
+	cfg, _, err = parseSigner(signerEnv(map[string]string{"SAMPLERO_PKI_DIR": "/env/pki", "SAMPLERO_SIGNER_LISTEN": "127.0.0.1:0"}))
+	if err != nil || cfg.Signer.PKIDir != "/env/pki" || cfg.Signer.Listen != "127.0.0.1:0" || cfg.Signer.TLSCert != "" {
+		t.Fatalf("defaults from the environment: %+v %v", cfg.Signer, err)
+	}
+}
+
+func TestSignerParseRefuses(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"no pki dir", signerEnv(nil), nil, "--pki-dir"},
+		{"no token", map[string]string{"SAMPLERO_SIGNER_HMAC_SECRET": sSec}, []string{"--pki-dir", "p"}, "SAMPLERO_SIGNER_TOKEN"},
+		{"short secret", signerEnv(map[string]string{"SAMPLERO_SIGNER_HMAC_SECRET": "short"}), []string{"--pki-dir", "p"}, "at least 32"},
+		{"same token and secret", signerEnv(map[string]string{"SAMPLERO_SIGNER_HMAC_SECRET": sTok}), []string{"--pki-dir", "p"}, "must differ"},
+		{"plain HTTP off loopback", signerEnv(nil), []string{"--pki-dir", "p", "--listen", "0.0.0.0:9443"}, "loopback"},
+		{"cert without key", signerEnv(nil), []string{"--pki-dir", "p", "--tls-cert", "c"}, "go together"},
+		{"client CA without TLS", signerEnv(nil), []string{"--pki-dir", "p", "--client-ca", "c"}, "--client-ca needs"},
+		{"bad listen", signerEnv(nil), []string{"--pki-dir", "p", "--listen", "nope"}, "host:port"},
+		{"argument", signerEnv(nil), []string{"--pki-dir", "p", "extra"}, "no arguments"},
+	} {
+		_, _, err := parseSigner(tc.env, tc.args...)
+		var ue *UsageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want a usage error with %q", tc.name, err, tc.want)
+		}
+	}
+	if _, out, err := parseSigner(nil, "--help"); !errors.Is(err, ErrHelp) || !strings.Contains(out, "POST /v1/sign") || !strings.Contains(out, "-client-ca") {
+		t.Fatalf("--help: %v\n%s", err, out)
+	}
+}
+
+func TestCABackendParse(t *testing.T) {
+	serveEnv := func(extra map[string]string) map[string]string {
+		env := map[string]string{}
+		for k, v := range extra {
+			env[k] = v
+		}
+		return env
+	}
+	// dev needs nothing else, so it isolates the CA backend settings.
+	cfg, _, err := func() (Config, string, error) {
+		var out bytes.Buffer
+		c, err := Parse([]string{"dev"}, envOf(serveEnv(nil)), &out)
+		return c, out.String(), err
+	}()
+	if err != nil || cfg.CABackend.Kind != "local" {
+		t.Fatalf("default: %+v %v", cfg.CABackend, err)
+	}
+	remote := signerEnv(map[string]string{"SAMPLERO_CA_BACKEND": "remote", "SAMPLERO_SIGNER_URL": "https://signer.internal:9443/",
+		"SAMPLERO_SIGNER_CA": "ca.pem", "SAMPLERO_SIGNER_CLIENT_CERT": "c.pem", "SAMPLERO_SIGNER_CLIENT_KEY": "k.pem"})
+	var out bytes.Buffer
+	cfg, err = Parse([]string{"dev"}, envOf(remote), &out)
+	b := cfg.CABackend
+	if err != nil || b.Kind != "remote" || b.URL != "https://signer.internal:9443" || b.CAFile != "ca.pem" || b.ClientCert != "c.pem" ||
+		b.ClientKey != "k.pem" || b.Token.Reveal() != sTok || b.HMACSecret.Reveal() != sSec {
+		t.Fatalf("remote: %+v %v", b, err)
+	}
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"unknown backend", map[string]string{"SAMPLERO_CA_BACKEND": "hsm"}, "not local or remote"},
+		{"no URL", signerEnv(map[string]string{"SAMPLERO_CA_BACKEND": "remote"}), "SAMPLERO_SIGNER_URL"},
+		{"plain http off loopback", signerEnv(map[string]string{"SAMPLERO_CA_BACKEND": "remote", "SAMPLERO_SIGNER_URL": "http://signer.internal:9443"}), "loopback"},
+		{"no secrets", map[string]string{"SAMPLERO_CA_BACKEND": "remote", "SAMPLERO_SIGNER_URL": "https://s:1"}, "SAMPLERO_SIGNER_TOKEN"},
+		{"cert without key", signerEnv(map[string]string{"SAMPLERO_CA_BACKEND": "remote", "SAMPLERO_SIGNER_URL": "https://s:1", "SAMPLERO_SIGNER_CLIENT_CERT": "c"}), "go together"},
+	} {
+		_, err := Parse([]string{"dev"}, envOf(tc.env), &out)
+		var ue *UsageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want a usage error with %q", tc.name, err, tc.want)
+		}
+	}
+	if _, err := Parse([]string{"dev"}, envOf(signerEnv(map[string]string{"SAMPLERO_CA_BACKEND": "remote", "SAMPLERO_SIGNER_URL": "http://127.0.0.1:9443"})), &out); err != nil {
+		t.Fatalf("plain http to loopback: %v", err)
+	}
+}

@@ -1,0 +1,64 @@
+-- The customers context: accounts (one per verified e-mail), single-use sign-in links and
+-- sessions. Tokens are never stored, only their SHA-256. Same conventions as the other tables:
+-- times are timestamptz (UTC), enums are text.
+--
+-- Guest orders and licenses are not linked by a foreign key: they belong to an account because
+-- they carry its verified e-mail (orders.customer_email, licenses.owner_email).
+
+CREATE TABLE customer_accounts (
+    id                 text PRIMARY KEY,
+    -- Lower case (the service normalises it); byte-wise comparison, the same as SQLite's.
+    email              text COLLATE "C" NOT NULL,
+    -- argon2id PHC string; '' = no password set.
+    password_hash      text NOT NULL DEFAULT '',
+    email_verified_at  timestamptz NOT NULL,
+    created_at         timestamptz NOT NULL,
+    updated_at         timestamptz NOT NULL
+);
+
+--bun:split
+
+-- One account per address; also the index of AccountRepo.ByEmail. Two concurrent first sign-ins
+-- of one address meet here: one insert wins, the other is CONFLICT.
+CREATE UNIQUE INDEX customer_accounts_email_key ON customer_accounts (email);
+
+--bun:split
+
+CREATE TABLE customer_sign_in_links (
+    token_hash  bytea PRIMARY KEY,
+    email       text NOT NULL,
+    purpose     text NOT NULL,
+    created_at  timestamptz NOT NULL,
+    expires_at  timestamptz NOT NULL,
+    used_at     timestamptz
+);
+
+--bun:split
+
+-- For deleting links that expired long ago.
+CREATE INDEX customer_sign_in_links_expires_idx ON customer_sign_in_links (expires_at);
+
+--bun:split
+
+CREATE TABLE customer_sessions (
+    id            text PRIMARY KEY,
+    token_hash    bytea NOT NULL,
+    account_id    text NOT NULL REFERENCES customer_accounts (id) ON DELETE CASCADE,
+    kind          text NOT NULL,
+    created_at    timestamptz NOT NULL,
+    expires_at    timestamptz NOT NULL,
+    last_seen_at  timestamptz NOT NULL,
+    revoked_at    timestamptz,
+    user_agent    text NOT NULL DEFAULT '',
+    addr          text NOT NULL DEFAULT ''
+);
+
+--bun:split
+
+-- Every authenticated request looks its session up by the token's hash.
+CREATE UNIQUE INDEX customer_sessions_token_hash_key ON customer_sessions (token_hash);
+
+--bun:split
+
+-- Sign-out everywhere finds the account's live sessions; also the foreign key's index.
+CREATE INDEX customer_sessions_account_idx ON customer_sessions (account_id, revoked_at);
