@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
@@ -176,7 +178,30 @@ func TestE2ECustomers(t *testing.T) {
 	if v, err := dev2.Validate(ctx); err != nil || !v.Valid {
 		t.Fatalf("the other device: %+v %v", v, err)
 	}
-	t.Log("flow 2: two devices activated; one revoked from /v1/me → its validate refused, the other valid")
+	// The revoked certificate is in its intermediate's CRL, at the URL the certificate names.
+	blk, _ := pem.Decode([]byte(a1.Certificate))
+	leaf, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil || len(leaf.CRLDistributionPoints) != 1 {
+		t.Fatalf("the device certificate names no CRL: %v %v", err, leaf.CRLDistributionPoints)
+	}
+	crlRes, err := http.Get(leaf.CRLDistributionPoints[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	crlDER, _ := io.ReadAll(crlRes.Body)
+	crlRes.Body.Close()
+	crl, err := x509.ParseRevocationList(crlDER)
+	if err != nil {
+		t.Fatalf("GET %s: %d, %v", leaf.CRLDistributionPoints[0], crlRes.StatusCode, err)
+	}
+	listed := false
+	for _, e := range crl.RevokedCertificateEntries {
+		listed = listed || e.SerialNumber.Cmp(leaf.SerialNumber) == 0
+	}
+	if !listed {
+		t.Fatalf("the revoked certificate %X is not in %s (%d entries)", leaf.SerialNumber, leaf.CRLDistributionPoints[0], len(crl.RevokedCertificateEntries))
+	}
+	t.Logf("flow 2: two devices activated; one revoked from /v1/me → its validate refused, the other valid; its certificate is in the CRL at %s", leaf.CRLDistributionPoints[0])
 
 	// A claim approved through the e-mail's confirmation link, then bootstrap.
 	vc := d.client(t, "cust-verb", "cust-verb-dev")

@@ -60,6 +60,7 @@ type Server struct {
 	Temporal  *temporalclient.Client
 	CA        *casigner.LocalCA
 	PKI       *pki.Service
+	Health    *pki.Health // PKI with the rollout's health events (pki_rollout.go)
 	Keys      *serverkeys.Keys
 	Licenses  *licensing.Service
 	Commerce  *commerce.Service
@@ -165,7 +166,8 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger, store *pgst
 	if s.CA, err = casigner.EnsureLocalCA(cfg.PKIDir, systemClock{}); err != nil {
 		return nil, fmt.Errorf("local CA in %s: %w", cfg.PKIDir, err)
 	}
-	s.PKI = pki.New(pki.Deps{CA: s.CA, Clock: systemClock{}})
+	s.PKI = pki.New(pki.Deps{CA: s.CA, Clock: systemClock{}, Revocations: store.Certificates(), CRLBaseURL: strings.TrimSuffix(cfg.PublicURL, "/")})
+	s.Health = pki.NewHealth(s.PKI, store.RolloutEvents())
 	if s.Keys, err = openServerKeys(ctx, cfg, s.CA, store.Products(), log); err != nil {
 		return nil, err
 	}
@@ -190,7 +192,7 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger, store *pgst
 		Activations:  store.Activations(),
 		Certificates: store.Certificates(),
 		Claims:       store.Claims(),
-		Issuer:       s.PKI,
+		Issuer:       s.Health,
 		Vault:        vault,
 		Leases:       s.Keys,
 		LeaseIssuer:  s.Keys.Issuer(),
@@ -254,7 +256,7 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger, store *pgst
 		Files:         com.files,
 		StripeWebhook: stripeWebhook,
 		Keys:          s.Keys,
-		Issuer:        s.PKI,
+		Issuer:        s.Health,
 		Nonces:        sh.nonces,
 		Limiter:       sh.limiter,
 		AdminTokens:   store.AdminTokens(),

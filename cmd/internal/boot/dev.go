@@ -83,7 +83,7 @@ func Dev(ctx context.Context, cfg config.Config, log *slog.Logger, stdout, stder
 		return err
 	}
 	defer srv.Close()
-	stopWorker, err := StartWorker(tc, mailer, srv.Commerce, srv.Licenses, log)
+	stopWorker, err := StartWorker(tc, mailer, srv.Commerce, srv.Licenses, RolloutActivities(cfg, srv.Health, store), log)
 	if err != nil {
 		return err
 	}

@@ -32,6 +32,8 @@ func PKI(ctx context.Context, cfg config.Config, stdin io.Reader, stdout, stderr
 	switch c.Action {
 	case "rotate-signing-key", "endorse-signing-key", "install-endorsement":
 		return pkiKeys(ctx, cfg, stdin, stdout, stderr)
+	case "rollout start", "rollout status", "rollout approve", "rollout abort", "rollout dev-sign-intermediate":
+		return pkiRollout(ctx, cfg, stdout)
 	}
 	clock := systemClock{}
 	deps := pki.AdminDeps{

@@ -92,7 +92,7 @@ func Worker(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	defer srv.Close()
 	ensureSchedules(ctx, tc, log)
-	return RunWorker(ctx, tc, mailer, srv.Commerce, srv.Licenses, log)
+	return RunWorker(ctx, tc, mailer, srv.Commerce, srv.Licenses, RolloutActivities(cfg, srv.Health, store), log)
 }
 
 // ensureSchedules creates the Temporal schedules (the daily expiry notices) when they do not exist;

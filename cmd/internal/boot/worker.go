@@ -9,6 +9,7 @@ import (
 
 	"github.com/samplero/samplero/adapters/temporalclient"
 	"github.com/samplero/samplero/ports"
+	"github.com/samplero/samplero/workflows/carollout"
 	"github.com/samplero/samplero/workflows/emaildelivery"
 	"github.com/samplero/samplero/workflows/expiry"
 	"github.com/samplero/samplero/workflows/fulfillment"
@@ -16,11 +17,12 @@ import (
 
 // StartWorker starts a worker on the samplero task queue with every workflow registered. Stop it
 // with the returned function (it waits for running activities to finish).
-func StartWorker(tc *temporalclient.Client, mailer ports.Mailer, fulfil ports.Fulfilment, lic ports.Licensing, log *slog.Logger) (stop func(), err error) {
+func StartWorker(tc *temporalclient.Client, mailer ports.Mailer, fulfil ports.Fulfilment, lic ports.Licensing, rollout *carollout.Activities, log *slog.Logger) (stop func(), err error) {
 	w := worker.New(tc.SDK(), emaildelivery.TaskQueue, worker.Options{})
 	emaildelivery.Register(w, mailer)
 	fulfillment.Register(w, fulfil)
 	expiry.Register(w, lic)
+	carollout.Register(w, rollout)
 	if err := w.Start(); err != nil {
 		return nil, fmt.Errorf("starting the worker: %w", err)
 	}
@@ -29,8 +31,8 @@ func StartWorker(tc *temporalclient.Client, mailer ports.Mailer, fulfil ports.Fu
 }
 
 // RunWorker runs a worker until ctx ends.
-func RunWorker(ctx context.Context, tc *temporalclient.Client, mailer ports.Mailer, fulfil ports.Fulfilment, lic ports.Licensing, log *slog.Logger) error {
-	stop, err := StartWorker(tc, mailer, fulfil, lic, log)
+func RunWorker(ctx context.Context, tc *temporalclient.Client, mailer ports.Mailer, fulfil ports.Fulfilment, lic ports.Licensing, rollout *carollout.Activities, log *slog.Logger) error {
+	stop, err := StartWorker(tc, mailer, fulfil, lic, rollout, log)
 	if err != nil {
 		return err
 	}

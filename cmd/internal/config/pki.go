@@ -43,6 +43,8 @@ type PKI struct {
 
 	// Keys are the flags of the signing-key actions (pki_keys.go).
 	Keys PKIKeys
+	// Rollout holds the flags of `pki rollout …` (pki_rollout.go).
+	Rollout PKIRollout
 }
 
 // pkiUsage lists the actions.
@@ -60,6 +62,7 @@ On the server:
   audit              --pki-dir P                  custody checks; exit 1 on any finding
   status             --pki-dir P [--database URL] intermediates, states, shares, certificates
   state set          --pki-dir P --id I --state S [--share N]   move an intermediate (rollout step)
+  rollout            start|status|approve|abort --id I   the canary rollout workflow (Temporal)
 
 Server signing keys:
   rotate-signing-key, endorse-signing-key, install-endorsement
@@ -82,6 +85,8 @@ func (p *parser) pki(args []string) error {
 	switch action {
 	case "rotate-signing-key", "endorse-signing-key", "install-endorsement":
 		return p.pkiKeys(action, rest)
+	case "rollout":
+		return p.pkiRollout(rest)
 	case "bundle", "state":
 		if len(rest) == 0 || strings.HasPrefix(rest[0], "-") {
 			fmt.Fprint(p.out, pkiUsage)

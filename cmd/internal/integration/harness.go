@@ -77,7 +77,7 @@ func Build(store *pgstore.Store, dir string, clock ports.Clock) (*Harness, error
 	if h.CA, err = casigner.EnsureLocalCA(filepath.Join(dir, "pki"), clock); err != nil {
 		return nil, fmt.Errorf("local CA: %w", err)
 	}
-	h.PKI = pki.New(pki.Deps{CA: h.CA, Clock: clock})
+	h.PKI = pki.New(pki.Deps{CA: h.CA, Clock: clock, Revocations: store.Certificates(), CRLBaseURL: "http://127.0.0.1:8080"})
 	if h.Keys, err = serverkeys.Open(filepath.Join(dir, "keys"), "samplero", clock); err != nil {
 		return nil, fmt.Errorf("server keys: %w", err)
 	}
