@@ -13,6 +13,11 @@ type DeviceCertificateRequest struct {
 	ActivationID string
 	PublicKey    crypto.PublicKey
 	Validity     time.Duration
+	// CSR is the device's PKCS#10 request (DER) whose key is PublicKey, already checked by the
+	// caller (self-signature, allowed key). Issuers that sign locally ignore it; a backend that
+	// only signs requests (step-ca) needs it, because PublicKey alone cannot prove possession of
+	// the private key to that CA. Its subject and extensions never reach the certificate.
+	CSR []byte
 }
 
 // IssuedCertificate is a device certificate just issued.

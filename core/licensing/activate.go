@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/pem"
 	"time"
 
 	"github.com/samplero/samplero/core/errs"
@@ -192,12 +193,19 @@ func (s *Service) lease(ctx context.Context, l license.LicenseRecord, a *license
 	return jws, nil
 }
 
-// issue gets a certificate for the activation's key and records it as current.
-func (s *Service) issue(ctx context.Context, a license.ActivationRecord, pub crypto.PublicKey, policy license.Policy, now time.Time) (license.CertificateRecord, ports.IssuedCertificate, error) {
+// issue gets a certificate for the activation's key and records it as current. csrPEM is the
+// request (already checked by license.ParseCSR) that pub came from: an issuer backend that only
+// signs requests, such as step-ca, needs it as proof of possession.
+func (s *Service) issue(ctx context.Context, a license.ActivationRecord, pub crypto.PublicKey, csrPEM string, policy license.Policy, now time.Time) (license.CertificateRecord, ports.IssuedCertificate, error) {
+	var csrDER []byte
+	if block, _ := pem.Decode([]byte(csrPEM)); block != nil {
+		csrDER = block.Bytes
+	}
 	ic, err := s.d.Issuer.IssueDeviceCertificate(ctx, ports.DeviceCertificateRequest{
 		ActivationID: a.ID,
 		PublicKey:    pub,
 		Validity:     policy.CertificateValidity,
+		CSR:          csrDER,
 	})
 	if err != nil {
 		return license.CertificateRecord{}, ic, internal("issuing device certificate", err)
@@ -247,7 +255,7 @@ func (s *Service) create(ctx context.Context, out *activateOutcome, l license.Li
 		LastHeartbeatAt: now,
 		UpdatedAt:       now,
 	}
-	cert, ic, err := s.issue(ctx, a, dev.PublicKey, policy, now)
+	cert, ic, err := s.issue(ctx, a, dev.PublicKey, dev.CSRPEM, policy, now)
 	if err != nil {
 		return err
 	}
@@ -287,7 +295,7 @@ func (s *Service) reissue(ctx context.Context, out *activateOutcome, l license.L
 				return internal("updating certificate", err)
 			}
 		}
-		nc, ic, err := s.issue(ctx, a, dev.PublicKey, policy, now)
+		nc, ic, err := s.issue(ctx, a, dev.PublicKey, dev.CSRPEM, policy, now)
 		if err != nil {
 			return err
 		}

@@ -255,7 +255,7 @@ func (s *Service) Renew(ctx context.Context, cmd ports.RenewCommand) (ports.Rene
 		}
 		a.KeyThumbprint = thumb
 		a.PublicKeyDER = spki
-		nc, ic, err := s.issue(ctx, a, pub, prod.Policy, now)
+		nc, ic, err := s.issue(ctx, a, pub, cmd.CSRPEM, prod.Policy, now)
 		if err != nil {
 			return err
 		}

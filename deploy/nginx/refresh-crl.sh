@@ -33,7 +33,10 @@ count=0
 for ca in "$work"/ca-*.pem; do
 	subject=$(openssl x509 -in "$ca" -noout -subject -nameopt RFC2253)
 	issuer=$(openssl x509 -in "$ca" -noout -issuer -nameopt RFC2253)
-	[ "${subject#subject=}" = "${issuer#issuer=}" ] && continue # the root: its list comes from ROOT_CRL
+	if [ "${subject#subject=}" = "${issuer#issuer=}" ]; then
+		rootca=$ca # the root: its list comes from ROOT_CRL, checked against it below
+		continue
+	fi
 	# The intermediate id: "int_" and the first 8 bytes of SHA-256 over its SubjectPublicKeyInfo.
 	id=int_$(openssl x509 -in "$ca" -noout -pubkey | openssl pkey -pubin -outform DER |
 		openssl dgst -sha256 -r | cut -c1-16)
@@ -46,6 +49,9 @@ for ca in "$work"/ca-*.pem; do
 done
 [ "$count" -gt 0 ] || { echo "refresh-crl: no intermediate in ca_chain" >&2; exit 1; }
 [ -s "$ROOT_CRL" ] || { echo "refresh-crl: $ROOT_CRL (the root's list) is missing" >&2; exit 1; }
+[ -n "${rootca:-}" ] || { echo "refresh-crl: no root in ca_chain" >&2; exit 1; }
+openssl crl -in "$ROOT_CRL" -CAfile "$rootca" -noout 2>&1 | grep -q 'verify OK' ||
+	{ echo "refresh-crl: $ROOT_CRL is not signed by the root of ca_chain" >&2; exit 1; }
 cat "$ROOT_CRL" >>"$work/crls.pem"
 
 # Every list must outlive the next runs: refuse to install one that expires within MARGIN.

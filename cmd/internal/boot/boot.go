@@ -54,11 +54,14 @@ const issuerName = "samplero"
 // Server is everything a serving process holds: the store, the Temporal client and the cores,
 // and the HTTP app built on them.
 type Server struct {
-	Cfg       config.Config
-	Log       *slog.Logger
-	Store     *pgstore.Store
-	Temporal  *temporalclient.Client
-	CA        *casigner.LocalCA
+	Cfg      config.Config
+	Log      *slog.Logger
+	Store    *pgstore.Store
+	Temporal *temporalclient.Client
+	// CA is the local CA (SAMPLERO_CA_BACKEND=local); nil with a remote signer.
+	CA *casigner.LocalCA
+	// CAStore is the issuer backend the PKI core signs with: the local CA or the remote signer.
+	CAStore   ports.CAKeyStore
 	PKI       *pki.Service
 	Health    *pki.Health // PKI with the rollout's health events (pki_rollout.go)
 	Keys      *serverkeys.Keys
@@ -141,8 +144,8 @@ func keySecrets(cfg config.Config) (lookup, enc []byte, err error) {
 	return keyvault.LoadOrCreateSecrets(cfg.DataDir)
 }
 
-// Build wires a serving process: store (already open), Temporal client, CA, server keys, key
-// vault, the licensing and PKI cores, the replay store and limiter, and the HTTP app.
+// Build wires a serving process: store (already open), Temporal client, CA backend (local or
+// remote signer), server keys, key vault, the licensing and PKI cores, the replay store and limiter, and the HTTP app.
 func Build(ctx context.Context, cfg config.Config, log *slog.Logger, store *pgstore.Store, tc *temporalclient.Client) (*Server, error) {
 	s := &Server{Cfg: cfg, Log: log, Store: store, Temporal: tc}
 	ok := false
@@ -157,18 +160,7 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger, store *pgst
 	}
 	s.closers = append(s.closers, func() { s.Reporter.Flush(2 * time.Second) })
 
-	if cfg.CABackend.Kind == "remote" {
-		// The remote signer (samplero signer) and its client exist, but serve still needs the local
-		// CA for the device listener's own TLS certificate and for endorsing signing keys; until
-		// those have another source, serve refuses the setting instead of half-using it.
-		return nil, errors.New("SAMPLERO_CA_BACKEND=remote is not supported by serve yet (see docs/remote-signer.md)")
-	}
-	if s.CA, err = casigner.EnsureLocalCA(cfg.PKIDir, systemClock{}); err != nil {
-		return nil, fmt.Errorf("local CA in %s: %w", cfg.PKIDir, err)
-	}
-	s.PKI = pki.New(pki.Deps{CA: s.CA, Clock: systemClock{}, Revocations: store.Certificates(), CRLBaseURL: strings.TrimSuffix(cfg.PublicURL, "/")})
-	s.Health = pki.NewHealth(s.PKI, store.RolloutEvents())
-	if s.Keys, err = openServerKeys(ctx, cfg, s.CA, store.Products(), log); err != nil {
+	if err := s.openCA(ctx, cfg, store, log); err != nil {
 		return nil, err
 	}
 	lookup, enc, err := keySecrets(cfg)
@@ -286,6 +278,50 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger, store *pgst
 	s.App = app
 	ok = true
 	return s, nil
+}
+
+// openCA opens the issuer backend of cfg.CABackend, the PKI core and its health figures on it,
+// and the server signing keys checked against its root.
+//
+// With `remote` nothing here touches a local CA: no hierarchy is created in SAMPLERO_PKI_DIR (the
+// intermediate keys live on the signer's host only), the device listener's certificate comes from
+// SAMPLERO_DEVICE_TLS_CERT (Listen), and the signing keys are not endorsed at start (that is a dev
+// convenience with the dev root's key; in production the offline root endorses them, see
+// docs/pki-runbook.md).
+func (s *Server) openCA(ctx context.Context, cfg config.Config, store *pgstore.Store, log *slog.Logger) error {
+	var err error
+	switch cfg.CABackend.Kind {
+	case "remote":
+		if cfg.Command == "dev" {
+			// dev makes and endorses with its own local hierarchy, and prints its chain's path.
+			return errors.New("samplero dev keeps its own local CA: SAMPLERO_CA_BACKEND=remote is for serve and worker")
+		}
+		if s.CAStore, err = caKeyStore(ctx, cfg); err != nil {
+			return err
+		}
+	default:
+		if s.CA, err = casigner.EnsureLocalCA(cfg.PKIDir, systemClock{}); err != nil {
+			return fmt.Errorf("local CA in %s: %w", cfg.PKIDir, err)
+		}
+		s.CAStore = s.CA
+	}
+	s.PKI = pki.New(pki.Deps{CA: s.CAStore, Clock: systemClock{}, Revocations: store.Certificates(), CRLBaseURL: strings.TrimSuffix(cfg.PublicURL, "/")})
+	s.Health = pki.NewHealth(s.PKI, store.RolloutEvents())
+	if s.CA != nil {
+		s.Keys, err = openServerKeys(ctx, cfg, s.CA, store.Products(), log)
+		return err
+	}
+	root, err := s.CAStore.Root(ctx)
+	if err != nil {
+		return fmt.Errorf("the remote signer's root: %w", err)
+	}
+	// As openServerKeys, without the dev endorsement: endorsements are checked against the
+	// signer's root.
+	if s.Keys, err = serverkeys.Open(cfg.SigningKeysDir, issuerName, systemClock{}, serverkeys.WithRoot(root),
+		serverkeys.WithLogger(log.With("component", "serverkeys")), serverkeys.WithLeaseHorizon(leaseHorizon(store.Products()))); err != nil {
+		return fmt.Errorf("server keys in %s: %w", cfg.SigningKeysDir, err)
+	}
+	return nil
 }
 
 // mtlsURL is the device base URL with mutual TLS that devices are told (mtls_url): the public URL

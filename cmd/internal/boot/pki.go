@@ -34,6 +34,8 @@ func PKI(ctx context.Context, cfg config.Config, stdin io.Reader, stdout, stderr
 		return pkiKeys(ctx, cfg, stdin, stdout, stderr)
 	case "rollout start", "rollout status", "rollout approve", "rollout abort", "rollout dev-sign-intermediate":
 		return pkiRollout(ctx, cfg, stdout)
+	case "root-crl":
+		return pkiRootCRL(ctx, c, systemRootCRLDeps(), stdin, stdout, stderr)
 	}
 	clock := systemClock{}
 	deps := pki.AdminDeps{

@@ -45,6 +45,8 @@ type PKI struct {
 	Keys PKIKeys
 	// Rollout holds the flags of `pki rollout …` (pki_rollout.go).
 	Rollout PKIRollout
+	// RootCRL holds the flags of `pki root-crl` (pki_rootcrl.go).
+	RootCRL PKIRootCRL
 }
 
 // pkiUsage lists the actions.
@@ -55,6 +57,7 @@ On the offline machine:
   sign-intermediate  --root-dir D --csr F --out C sign an intermediate's CSR with the root
   bundle build       --cert C --root-cert R --out B   pack the intermediate for the server
   bundle verify      B                            check a bundle (also on the server, before install)
+  root-crl           --root-dir D --out F         sign the root's revocation list (nginx needs it)
 
 On the server:
   new-intermediate   --pki-dir P                  new intermediate key and its CSR
@@ -104,6 +107,8 @@ func (p *parser) pki(args []string) error {
 		return p.pkiInitRoot(rest)
 	case "sign-intermediate":
 		return p.pkiSign(rest)
+	case "root-crl":
+		return p.pkiRootCRL(rest)
 	case "bundle build":
 		return p.pkiBundleBuild(rest)
 	case "bundle verify":

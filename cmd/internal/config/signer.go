@@ -34,17 +34,24 @@ type CABackend struct {
 	// ClientCert and ClientKey are this server's certificate for the signer's mutual TLS.
 	ClientCert string
 	ClientKey  string
+	// DeviceTLSCert and DeviceTLSKey are the device listener's own TLS certificate chain and key
+	// (PEM files). With `remote` serve has no CA key to make one, so they are required there; with
+	// `local` they replace the certificate the local CA would issue.
+	DeviceTLSCert string
+	DeviceTLSKey  string
 }
 
 // SignerEnvironment documents the variables read here; the lead appends it to Environment.
 var SignerEnvironment = []Env{
-	{Name: "SAMPLERO_CA_BACKEND", Default: "local", Doc: "(serve accepts only `local` for now: see docs/remote-signer.md) `local` (the CA files under SAMPLERO_PKI_DIR) or `remote` (a `samplero signer` at SAMPLERO_SIGNER_URL)"},
+	{Name: "SAMPLERO_CA_BACKEND", Default: "local", Doc: "`local` (the CA files under SAMPLERO_PKI_DIR) or `remote` (a `samplero signer` at SAMPLERO_SIGNER_URL; serve then needs SAMPLERO_DEVICE_TLS_CERT; not for dev): see docs/remote-signer.md"},
 	{Name: "SAMPLERO_SIGNER_URL", Doc: "the remote signer's base URL, `https://host:port` (`http://` only to a loopback address); required with `remote`"},
 	{Name: "SAMPLERO_SIGNER_TOKEN", Secret: true, Doc: "bearer token of the remote signer, at least 32 characters; read by `samplero signer` and by the `remote` backend"},
 	{Name: "SAMPLERO_SIGNER_HMAC_SECRET", Secret: true, Doc: "HMAC key of the remote signer's request signatures, at least 32 characters, not the token; read by both sides"},
 	{Name: "SAMPLERO_SIGNER_CA", Doc: "PEM file of the CA the signer's TLS certificate chains to; unset = system roots"},
 	{Name: "SAMPLERO_SIGNER_CLIENT_CERT", Doc: "client certificate (PEM) this server presents to the signer's mutual TLS; with `_KEY`"},
 	{Name: "SAMPLERO_SIGNER_CLIENT_KEY", Doc: "its key (PEM)"},
+	{Name: "SAMPLERO_DEVICE_TLS_CERT", Doc: "PEM certificate chain of the device listener (leaf first); required by serve with `remote`; unset with `local` = one issued by the local CA"},
+	{Name: "SAMPLERO_DEVICE_TLS_KEY", Doc: "its key (PEM); with `_CERT`"},
 	{Name: "SAMPLERO_SIGNER_LISTEN", Default: "127.0.0.1:9443", Doc: "`samplero signer`'s listen address"},
 }
 
@@ -72,12 +79,22 @@ func (p *parser) signerSecrets() (token, secret Secret, err error) {
 func (p *parser) caBackend() error {
 	b := &p.cfg.CABackend
 	b.Kind = strings.ToLower(p.env("SAMPLERO_CA_BACKEND", "local"))
+	b.DeviceTLSCert = p.env("SAMPLERO_DEVICE_TLS_CERT", "")
+	b.DeviceTLSKey = p.env("SAMPLERO_DEVICE_TLS_KEY", "")
+	if (b.DeviceTLSCert == "") != (b.DeviceTLSKey == "") {
+		return usagef("SAMPLERO_DEVICE_TLS_CERT and SAMPLERO_DEVICE_TLS_KEY go together")
+	}
 	switch b.Kind {
 	case "local":
 		return nil
 	case "remote":
 	default:
 		return usagef("SAMPLERO_CA_BACKEND=%q is not local or remote", b.Kind)
+	}
+	// serve's device listener needs a certificate, and with a remote signer there is no CA key on
+	// this host to make one. The worker listens to no device, so it does not need them.
+	if p.cfg.Command == "serve" && b.DeviceTLSCert == "" {
+		return usagef("SAMPLERO_CA_BACKEND=remote needs SAMPLERO_DEVICE_TLS_CERT and SAMPLERO_DEVICE_TLS_KEY (the device listener's certificate)")
 	}
 	b.URL = strings.TrimRight(p.env("SAMPLERO_SIGNER_URL", ""), "/")
 	if b.URL == "" {

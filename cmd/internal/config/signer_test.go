@@ -122,3 +122,40 @@ func TestCABackendParse(t *testing.T) {
 		t.Fatalf("plain http to loopback: %v", err)
 	}
 }
+
+// serve with the remote backend needs the device listener's certificate from files (no CA key on
+// the host to make one); the worker, which listens to no device, does not.
+func TestCABackendDeviceTLS(t *testing.T) {
+	env := func(extra map[string]string) map[string]string {
+		m := signerEnv(map[string]string{"SAMPLERO_CA_BACKEND": "remote", "SAMPLERO_SIGNER_URL": "https://signer.internal:9443"})
+		for k, v := range secretEnv {
+			m[k] = v
+		}
+		for k, v := range extra {
+			m[k] = v
+		}
+		return m
+	}
+	var out bytes.Buffer
+	_, err := Parse([]string{"serve"}, envOf(env(nil)), &out)
+	var ue *UsageError
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "SAMPLERO_DEVICE_TLS_CERT") {
+		t.Fatalf("serve remote without a device certificate: %v", err)
+	}
+	_, err = Parse([]string{"serve"}, envOf(env(map[string]string{"SAMPLERO_DEVICE_TLS_CERT": "dev.pem"})), &out)
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "go together") {
+		t.Fatalf("device cert without key: %v", err)
+	}
+	cfg, err := Parse([]string{"serve"}, envOf(env(map[string]string{"SAMPLERO_DEVICE_TLS_CERT": "dev.pem", "SAMPLERO_DEVICE_TLS_KEY": "dev-key.pem"})), &out)
+	if err != nil || cfg.CABackend.DeviceTLSCert != "dev.pem" || cfg.CABackend.DeviceTLSKey != "dev-key.pem" {
+		t.Fatalf("serve remote with a device certificate: %+v %v", cfg.CABackend, err)
+	}
+	if _, err := Parse([]string{"worker"}, envOf(env(map[string]string{"SAMPLERO_PUBLIC_URL": "https://licenses.example.com"})), &out); err != nil {
+		t.Fatalf("worker remote needs no device certificate: %v", err)
+	}
+	// local: optional, and read when given.
+	local := map[string]string{"SAMPLERO_DEVICE_TLS_CERT": "d.pem", "SAMPLERO_DEVICE_TLS_KEY": "k.pem"}
+	if cfg, err := Parse([]string{"dev"}, envOf(local), &out); err != nil || cfg.CABackend.DeviceTLSCert != "d.pem" {
+		t.Fatalf("local with a device certificate: %+v %v", cfg.CABackend, err)
+	}
+}
