@@ -27,6 +27,7 @@ import (
 	"github.com/samplero/samplero/adapters/sentryobs"
 	"github.com/samplero/samplero/adapters/serverkeys"
 	"github.com/samplero/samplero/adapters/smtpmail"
+	"github.com/samplero/samplero/adapters/stepca"
 	"github.com/samplero/samplero/adapters/temporalclient"
 	"github.com/samplero/samplero/adapters/web"
 	"github.com/samplero/samplero/cmd/internal/config"
@@ -58,12 +59,20 @@ type Server struct {
 	Log      *slog.Logger
 	Store    *pgstore.Store
 	Temporal *temporalclient.Client
-	// CA is the local CA (SAMPLERO_CA_BACKEND=local); nil with a remote signer.
+	// CA is the local CA (SAMPLERO_CA_BACKEND=local); nil with a remote signer or step-ca.
 	CA *casigner.LocalCA
-	// CAStore is the issuer backend the PKI core signs with: the local CA or the remote signer.
-	CAStore   ports.CAKeyStore
-	PKI       *pki.Service
-	Health    *pki.Health // PKI with the rollout's health events (pki_rollout.go)
+	// CAStore is the issuer backend the PKI core signs with: the local CA or the remote signer;
+	// nil with step-ca.
+	CAStore ports.CAKeyStore
+	// PKI and Health are the server's own PKI service and its rollout health figures
+	// (pki_rollout.go); both nil with step-ca, which issues from its own intermediate.
+	PKI    *pki.Service
+	Health *pki.Health
+	// StepCA is the step-ca issuer (SAMPLERO_CA_BACKEND=stepca, stepca.go); nil otherwise.
+	StepCA *stepca.Issuer
+	// Issuer is the device-certificate issuer of the licensing core and the HTTP adapter: Health
+	// (the PKI service) with local and remote, the step-ca issuer with stepca.
+	Issuer    ports.CertificateIssuer
 	Keys      *serverkeys.Keys
 	Licenses  *licensing.Service
 	Commerce  *commerce.Service
@@ -144,8 +153,8 @@ func keySecrets(cfg config.Config) (lookup, enc []byte, err error) {
 	return keyvault.LoadOrCreateSecrets(cfg.DataDir)
 }
 
-// Build wires a serving process: store (already open), Temporal client, CA backend (local or
-// remote signer), server keys, key vault, the licensing and PKI cores, the replay store and limiter, and the HTTP app.
+// Build wires a serving process: store (already open), Temporal client, CA backend (local, remote
+// signer or step-ca), server keys, key vault, the licensing and PKI cores, the replay store and limiter, and the HTTP app.
 func Build(ctx context.Context, cfg config.Config, log *slog.Logger, store *pgstore.Store, tc *temporalclient.Client) (*Server, error) {
 	s := &Server{Cfg: cfg, Log: log, Store: store, Temporal: tc}
 	ok := false
@@ -184,7 +193,7 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger, store *pgst
 		Activations:  store.Activations(),
 		Certificates: store.Certificates(),
 		Claims:       store.Claims(),
-		Issuer:       s.Health,
+		Issuer:       s.Issuer,
 		Vault:        vault,
 		Leases:       s.Keys,
 		LeaseIssuer:  s.Keys.Issuer(),
@@ -248,7 +257,7 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger, store *pgst
 		Files:         com.files,
 		StripeWebhook: stripeWebhook,
 		Keys:          s.Keys,
-		Issuer:        s.Health,
+		Issuer:        s.Issuer,
 		Nonces:        sh.nonces,
 		Limiter:       sh.limiter,
 		AdminTokens:   store.AdminTokens(),
@@ -287,10 +296,12 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger, store *pgst
 // intermediate keys live on the signer's host only), the device listener's certificate comes from
 // SAMPLERO_DEVICE_TLS_CERT (Listen), and the signing keys are not endorsed at start (that is a dev
 // convenience with the dev root's key; in production the offline root endorses them, see
-// docs/pki-runbook.md).
+// docs/pki-runbook.md). With `stepca` see openStepCA (stepca.go).
 func (s *Server) openCA(ctx context.Context, cfg config.Config, store *pgstore.Store, log *slog.Logger) error {
 	var err error
 	switch cfg.CABackend.Kind {
+	case "stepca":
+		return s.openStepCA(ctx, cfg, store, log)
 	case "remote":
 		if cfg.Command == "dev" {
 			// dev makes and endorses with its own local hierarchy, and prints its chain's path.
@@ -307,6 +318,7 @@ func (s *Server) openCA(ctx context.Context, cfg config.Config, store *pgstore.S
 	}
 	s.PKI = pki.New(pki.Deps{CA: s.CAStore, Clock: systemClock{}, Revocations: store.Certificates(), CRLBaseURL: strings.TrimSuffix(cfg.PublicURL, "/")})
 	s.Health = pki.NewHealth(s.PKI, store.RolloutEvents())
+	s.Issuer = s.Health
 	if s.CA != nil {
 		s.Keys, err = openServerKeys(ctx, cfg, s.CA, store.Products(), log)
 		return err

@@ -261,7 +261,7 @@ func (s *Server) deviceCertificate() (tls.Certificate, error) {
 		return cert, nil
 	}
 	if s.CA == nil {
-		return tls.Certificate{}, errors.New("SAMPLERO_CA_BACKEND=remote needs SAMPLERO_DEVICE_TLS_CERT and SAMPLERO_DEVICE_TLS_KEY")
+		return tls.Certificate{}, fmt.Errorf("SAMPLERO_CA_BACKEND=%s needs SAMPLERO_DEVICE_TLS_CERT and SAMPLERO_DEVICE_TLS_KEY", s.Cfg.CABackend.Kind)
 	}
 	return s.CA.ServerTLSCertificate(serverHosts(s.Cfg.DeviceAddr, s.Cfg.PublicURL))
 }
@@ -277,9 +277,17 @@ func (s *Server) Listen(ctx context.Context) (*Listeners, error) {
 	// A second, like the CA's own look at its state file: a rollout step (a staged intermediate
 	// trusted, a retired one dropped) reaches the handshake within two seconds, and building the
 	// pool of a few intermediates once a second costs nothing.
-	refusals := &handshakeRefusals{intermediates: s.CAStore.Intermediates, record: s.Health.RecordValidationFailure,
-		now: time.Now, window: time.Minute}
-	base, err := deviceTLSConfigRecording(cert, &clientCAs{load: s.PKI.ClientCAPool, refresh: time.Second}, refusals.refused)
+	cas := &clientCAs{load: s.Issuer.ClientCAPool, refresh: time.Second}
+	var refused refusedFunc
+	if s.Health != nil {
+		refusals := &handshakeRefusals{intermediates: s.CAStore.Intermediates, record: s.Health.RecordValidationFailure,
+			now: time.Now, window: time.Minute}
+		refused = refusals.refused
+	}
+	// With step-ca (no Health) refusals are not recorded: the figures are the rollouts', which do
+	// not exist there. Its ClientCAPool caches step-ca's intermediates for a minute, so asking
+	// every second does not reach step-ca.
+	base, err := deviceTLSConfigRecording(cert, cas, refused)
 	if err != nil {
 		return nil, err
 	}

@@ -31,7 +31,8 @@ import (
 // RolloutActivities builds what the worker needs to run the CA rollout workflow: the PKI
 // administration over cfg.PKIDir (state changes), health (the probe issuer and chain checks of
 // the PKI service, recording into the store), the mutual-TLS probe of the device listener at
-// cfg.DeviceAddr, and the store's rollout events.
+// cfg.DeviceAddr, and the store's rollout events. health is nil with the step-ca backend: the
+// self-test and probe then fail with NOT_AVAILABLE_WITH_STEPCA (a rollout has nothing to roll).
 func RolloutActivities(cfg config.Config, health *pki.Health, store *pgstore.Store) *carollout.Activities {
 	clock := systemClock{}
 	admin := pki.NewAdmin(pki.AdminDeps{
@@ -39,6 +40,9 @@ func RolloutActivities(cfg config.Config, health *pki.Health, store *pgstore.Sto
 		Keys:  casigner.NewFileKeyStore(cfg.PKIDir),
 		Clock: clock,
 	})
+	if health == nil {
+		return &carollout.Activities{PKI: admin, Probe: notWithStepCA{}, MTLS: notWithStepCA{}, Events: store.RolloutEvents()}
+	}
 	return &carollout.Activities{PKI: admin, Probe: health, MTLS: NewMTLSProbe(cfg.DeviceAddr, health), Events: store.RolloutEvents()}
 }
 

@@ -23,9 +23,10 @@ type Signer struct {
 }
 
 // CABackend says where serve, worker and dev find the CA hierarchy: `local` (the files under
-// SAMPLERO_PKI_DIR) or `remote` (a `samplero signer`).
+// SAMPLERO_PKI_DIR), `remote` (a `samplero signer`) or `stepca` (smallstep's step-ca signs device
+// certificates, docs/stepca.md).
 type CABackend struct {
-	Kind       string // local | remote
+	Kind       string // local | remote | stepca
 	URL        string
 	Token      Secret
 	HMACSecret Secret
@@ -39,18 +40,45 @@ type CABackend struct {
 	// `local` they replace the certificate the local CA would issue.
 	DeviceTLSCert string
 	DeviceTLSKey  string
+	// StepCA is the step-ca backend's settings (Kind `stepca` only).
+	StepCA StepCA
+}
+
+// StepCA holds the settings of the `stepca` backend (adapters/stepca).
+type StepCA struct {
+	// URL is step-ca's base URL, https; its host must be one of step-ca's dnsNames.
+	URL string
+	// RootFile is the PEM file of step-ca's root: it authenticates step-ca's TLS and anchors
+	// every device certificate's chain.
+	RootFile string
+	// Provisioner is the JWK provisioner's name in step-ca's ca.json.
+	Provisioner string
+	// ProvisionerKey is the provisioner's private key: a file path, or the key itself (a JWK in
+	// JSON or PEM). Boot tells them apart (ProvisionerKeyInline).
+	ProvisionerKey Secret
+}
+
+// ProvisionerKeyInline reports whether ProvisionerKey holds the key itself (JWK JSON or PEM)
+// rather than the path of a file holding it.
+func (s StepCA) ProvisionerKeyInline() bool {
+	v := strings.TrimSpace(s.ProvisionerKey.Reveal())
+	return strings.HasPrefix(v, "{") || strings.HasPrefix(v, "-----BEGIN")
 }
 
 // SignerEnvironment documents the variables read here; the lead appends it to Environment.
 var SignerEnvironment = []Env{
-	{Name: "SAMPLERO_CA_BACKEND", Default: "local", Doc: "`local` (the CA files under SAMPLERO_PKI_DIR) or `remote` (a `samplero signer` at SAMPLERO_SIGNER_URL; serve then needs SAMPLERO_DEVICE_TLS_CERT; not for dev): see docs/remote-signer.md"},
+	{Name: "SAMPLERO_CA_BACKEND", Default: "local", Doc: "`local` (the CA files under SAMPLERO_PKI_DIR), `remote` (a `samplero signer` at SAMPLERO_SIGNER_URL: docs/remote-signer.md) or `stepca` (smallstep's step-ca at SAMPLERO_STEPCA_URL: docs/stepca.md); serve with `remote` or `stepca` needs SAMPLERO_DEVICE_TLS_CERT; neither is for dev"},
 	{Name: "SAMPLERO_SIGNER_URL", Doc: "the remote signer's base URL, `https://host:port` (`http://` only to a loopback address); required with `remote`"},
 	{Name: "SAMPLERO_SIGNER_TOKEN", Secret: true, Doc: "bearer token of the remote signer, at least 32 characters; read by `samplero signer` and by the `remote` backend"},
 	{Name: "SAMPLERO_SIGNER_HMAC_SECRET", Secret: true, Doc: "HMAC key of the remote signer's request signatures, at least 32 characters, not the token; read by both sides"},
 	{Name: "SAMPLERO_SIGNER_CA", Doc: "PEM file of the CA the signer's TLS certificate chains to; unset = system roots"},
 	{Name: "SAMPLERO_SIGNER_CLIENT_CERT", Doc: "client certificate (PEM) this server presents to the signer's mutual TLS; with `_KEY`"},
 	{Name: "SAMPLERO_SIGNER_CLIENT_KEY", Doc: "its key (PEM)"},
-	{Name: "SAMPLERO_DEVICE_TLS_CERT", Doc: "PEM certificate chain of the device listener (leaf first); required by serve with `remote`; unset with `local` = one issued by the local CA"},
+	{Name: "SAMPLERO_STEPCA_URL", Doc: "step-ca's base URL, `https://host:port` (the host one of step-ca's dnsNames); required with `stepca`"},
+	{Name: "SAMPLERO_STEPCA_ROOT", Doc: "PEM file of step-ca's root certificate (trusts step-ca's TLS, anchors the device chains); required with `stepca`"},
+	{Name: "SAMPLERO_STEPCA_PROVISIONER", Doc: "name of step-ca's JWK provisioner for device certificates; required with `stepca`"},
+	{Name: "SAMPLERO_STEPCA_PROVISIONER_KEY", Secret: true, Doc: "that provisioner's private key: a file path, or the key itself (JWK JSON or PEM); required with `stepca`"},
+	{Name: "SAMPLERO_DEVICE_TLS_CERT", Doc: "PEM certificate chain of the device listener (leaf first); required by serve with `remote` or `stepca`; unset with `local` = one issued by the local CA"},
 	{Name: "SAMPLERO_DEVICE_TLS_KEY", Doc: "its key (PEM); with `_CERT`"},
 	{Name: "SAMPLERO_SIGNER_LISTEN", Default: "127.0.0.1:9443", Doc: "`samplero signer`'s listen address"},
 }
@@ -74,8 +102,8 @@ func (p *parser) signerSecrets() (token, secret Secret, err error) {
 	return token, secret, nil
 }
 
-// caBackend reads SAMPLERO_CA_BACKEND and, for `remote`, the signer's settings. The lead calls it
-// from common() (serve, worker, dev).
+// caBackend reads SAMPLERO_CA_BACKEND and, for `remote`, the signer's settings, for `stepca`,
+// step-ca's. The lead calls it from common() (serve, worker, dev).
 func (p *parser) caBackend() error {
 	b := &p.cfg.CABackend
 	b.Kind = strings.ToLower(p.env("SAMPLERO_CA_BACKEND", "local"))
@@ -87,14 +115,17 @@ func (p *parser) caBackend() error {
 	switch b.Kind {
 	case "local":
 		return nil
-	case "remote":
+	case "remote", "stepca":
 	default:
-		return usagef("SAMPLERO_CA_BACKEND=%q is not local or remote", b.Kind)
+		return usagef("SAMPLERO_CA_BACKEND=%q is not local, remote or stepca", b.Kind)
 	}
-	// serve's device listener needs a certificate, and with a remote signer there is no CA key on
-	// this host to make one. The worker listens to no device, so it does not need them.
+	// serve's device listener needs a certificate, and with a remote signer or step-ca there is no
+	// CA key on this host to make one. The worker listens to no device, so it does not need them.
 	if p.cfg.Command == "serve" && b.DeviceTLSCert == "" {
-		return usagef("SAMPLERO_CA_BACKEND=remote needs SAMPLERO_DEVICE_TLS_CERT and SAMPLERO_DEVICE_TLS_KEY (the device listener's certificate)")
+		return usagef("SAMPLERO_CA_BACKEND=%s needs SAMPLERO_DEVICE_TLS_CERT and SAMPLERO_DEVICE_TLS_KEY (the device listener's certificate)", b.Kind)
+	}
+	if b.Kind == "stepca" {
+		return p.stepCA()
 	}
 	b.URL = strings.TrimRight(p.env("SAMPLERO_SIGNER_URL", ""), "/")
 	if b.URL == "" {
@@ -118,6 +149,34 @@ func (p *parser) caBackend() error {
 	}
 	if u.Scheme == "http" && (b.CAFile != "" || b.ClientCert != "") {
 		return usagef("SAMPLERO_SIGNER_CA and _CLIENT_CERT need an https SAMPLERO_SIGNER_URL")
+	}
+	return nil
+}
+
+// stepCA reads the `stepca` backend's settings. The adapter checks the root and the key's
+// contents when boot builds it; here only their presence and the URL's form.
+func (p *parser) stepCA() error {
+	s := &p.cfg.CABackend.StepCA
+	s.URL = strings.TrimRight(p.env("SAMPLERO_STEPCA_URL", ""), "/")
+	s.RootFile = p.env("SAMPLERO_STEPCA_ROOT", "")
+	s.Provisioner = p.env("SAMPLERO_STEPCA_PROVISIONER", "")
+	s.ProvisionerKey = Secret(p.env("SAMPLERO_STEPCA_PROVISIONER_KEY", ""))
+	var missing []string
+	for _, v := range []struct{ name, val string }{
+		{"SAMPLERO_STEPCA_URL", s.URL}, {"SAMPLERO_STEPCA_ROOT", s.RootFile},
+		{"SAMPLERO_STEPCA_PROVISIONER", s.Provisioner}, {"SAMPLERO_STEPCA_PROVISIONER_KEY", s.ProvisionerKey.Reveal()},
+	} {
+		if strings.TrimSpace(v.val) == "" {
+			missing = append(missing, v.name)
+		}
+	}
+	if len(missing) > 0 {
+		return usagef("SAMPLERO_CA_BACKEND=stepca needs %s", strings.Join(missing, ", "))
+	}
+	// step-ca speaks TLS only, and the token's audience is this URL: no plain http, no path.
+	u, err := url.Parse(s.URL)
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+		return usagef("SAMPLERO_STEPCA_URL=%q is not an https URL of the form https://host:port", s.URL)
 	}
 	return nil
 }

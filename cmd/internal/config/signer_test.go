@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -106,7 +107,7 @@ func TestCABackendParse(t *testing.T) {
 		env  map[string]string
 		want string
 	}{
-		{"unknown backend", map[string]string{"SAMPLERO_CA_BACKEND": "hsm"}, "not local or remote"},
+		{"unknown backend", map[string]string{"SAMPLERO_CA_BACKEND": "hsm"}, "not local, remote or stepca"},
 		{"no URL", signerEnv(map[string]string{"SAMPLERO_CA_BACKEND": "remote"}), "SAMPLERO_SIGNER_URL"},
 		{"plain http off loopback", signerEnv(map[string]string{"SAMPLERO_CA_BACKEND": "remote", "SAMPLERO_SIGNER_URL": "http://signer.internal:9443"}), "loopback"},
 		{"no secrets", map[string]string{"SAMPLERO_CA_BACKEND": "remote", "SAMPLERO_SIGNER_URL": "https://s:1"}, "SAMPLERO_SIGNER_TOKEN"},
@@ -157,5 +158,69 @@ func TestCABackendDeviceTLS(t *testing.T) {
 	local := map[string]string{"SAMPLERO_DEVICE_TLS_CERT": "d.pem", "SAMPLERO_DEVICE_TLS_KEY": "k.pem"}
 	if cfg, err := Parse([]string{"dev"}, envOf(local), &out); err != nil || cfg.CABackend.DeviceTLSCert != "d.pem" {
 		t.Fatalf("local with a device certificate: %+v %v", cfg.CABackend, err)
+	}
+}
+
+// SAMPLERO_CA_BACKEND=stepca reads step-ca's URL, root, provisioner and its key; every one is
+// required, the URL must be https without a path, serve needs the device listener's certificate
+// and the key never shows in the configuration's text.
+func TestCABackendStepCA(t *testing.T) {
+	const jwk = `{"kty":"EC","crv":"P-256","d":"SECRET-D"}`
+	env := func(drop string, extra map[string]string) map[string]string {
+		m := map[string]string{"SAMPLERO_CA_BACKEND": "stepca", "SAMPLERO_STEPCA_URL": "https://127.0.0.1:9000/",
+			"SAMPLERO_STEPCA_ROOT": "root.pem", "SAMPLERO_STEPCA_PROVISIONER": "samplero", "SAMPLERO_STEPCA_PROVISIONER_KEY": jwk}
+		delete(m, drop)
+		for k, v := range extra {
+			m[k] = v
+		}
+		return m
+	}
+	var out bytes.Buffer
+	cfg, err := Parse([]string{"dev"}, envOf(env("", nil)), &out)
+	s := cfg.CABackend.StepCA
+	if err != nil || cfg.CABackend.Kind != "stepca" || s.URL != "https://127.0.0.1:9000" || s.RootFile != "root.pem" ||
+		s.Provisioner != "samplero" || s.ProvisionerKey.Reveal() != jwk || !s.ProvisionerKeyInline() {
+		t.Fatalf("stepca: %+v %v", cfg.CABackend, err)
+	}
+	if strings.Contains(cfg.String(), "SECRET-D") || strings.Contains(fmt.Sprintf("%+v %#v", cfg, cfg), "SECRET-D") {
+		t.Fatal("the provisioner key shows in the configuration's text")
+	}
+	if cfg, err := Parse([]string{"dev"}, envOf(env("", map[string]string{"SAMPLERO_STEPCA_PROVISIONER_KEY": "/etc/samplero/provisioner.json"})), &out); err != nil || cfg.CABackend.StepCA.ProvisionerKeyInline() {
+		t.Fatalf("key file: %+v %v", cfg.CABackend.StepCA, err)
+	}
+	if cfg, err := Parse([]string{"dev"}, envOf(env("", map[string]string{"SAMPLERO_STEPCA_PROVISIONER_KEY": "-----BEGIN EC PRIVATE KEY-----\n..."})), &out); err != nil || !cfg.CABackend.StepCA.ProvisionerKeyInline() {
+		t.Fatalf("PEM key: %+v %v", cfg.CABackend.StepCA, err)
+	}
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"no URL", env("SAMPLERO_STEPCA_URL", nil), "SAMPLERO_STEPCA_URL"},
+		{"no root", env("SAMPLERO_STEPCA_ROOT", nil), "SAMPLERO_STEPCA_ROOT"},
+		{"no provisioner", env("SAMPLERO_STEPCA_PROVISIONER", nil), "SAMPLERO_STEPCA_PROVISIONER"},
+		{"no key", env("SAMPLERO_STEPCA_PROVISIONER_KEY", nil), "SAMPLERO_STEPCA_PROVISIONER_KEY"},
+		{"http", env("", map[string]string{"SAMPLERO_STEPCA_URL": "http://127.0.0.1:9000"}), "not an https URL"},
+		{"path", env("", map[string]string{"SAMPLERO_STEPCA_URL": "https://ca.internal:9000/1.0"}), "not an https URL"},
+	} {
+		_, err := Parse([]string{"dev"}, envOf(tc.env), &out)
+		var ue *UsageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want a usage error with %q", tc.name, err, tc.want)
+		}
+	}
+	// serve: the device listener's certificate is required, as with remote.
+	serve := env("", nil)
+	for k, v := range secretEnv {
+		serve[k] = v
+	}
+	_, err = Parse([]string{"serve"}, envOf(serve), &out)
+	var ue *UsageError
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "SAMPLERO_CA_BACKEND=stepca needs SAMPLERO_DEVICE_TLS_CERT") {
+		t.Fatalf("serve stepca without a device certificate: %v", err)
+	}
+	serve["SAMPLERO_DEVICE_TLS_CERT"], serve["SAMPLERO_DEVICE_TLS_KEY"] = "d.pem", "k.pem"
+	if cfg, err := Parse([]string{"serve"}, envOf(serve), &out); err != nil || cfg.CABackend.StepCA.Provisioner != "samplero" {
+		t.Fatalf("serve stepca: %+v %v", cfg.CABackend, err)
 	}
 }
