@@ -3,33 +3,26 @@ package boot
 import (
 	"bytes"
 	"context"
-	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	jose "github.com/go-jose/go-jose/v4"
-
-	"github.com/samplero/samplero/adapters/stepca"
+	"github.com/samplero/samplero/adapters/stepca/stepcatest"
 	"github.com/samplero/samplero/cmd/internal/config"
 	"github.com/samplero/samplero/core/errs"
 	"github.com/samplero/samplero/core/licensing/license"
@@ -37,199 +30,6 @@ import (
 	"github.com/samplero/samplero/sdk/go/httpsig"
 	"github.com/samplero/samplero/sdk/go/samplero"
 )
-
-// ---- a real step-ca on loopback (the helpers of adapters/stepca's test, another package) ----
-
-// scaHierarchy is step-ca's root and intermediate, made with crypto/x509 as an operator's offline
-// root would.
-type scaHierarchy struct {
-	rootKey, intKey *ecdsa.PrivateKey
-	root, inter     *x509.Certificate
-}
-
-func scaNewHierarchy(t *testing.T) scaHierarchy {
-	t.Helper()
-	now := time.Now()
-	rootKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	rootT := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "step-ca Test Root CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(20 * 365 * 24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, MaxPathLen: 1, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-	}
-	root := scaCert(t, rootT, rootT, &rootKey.PublicKey, rootKey)
-	intKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	intT := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "step-ca Test Intermediate CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(5 * 365 * 24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, MaxPathLen: 0, MaxPathLenZero: true,
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
-	}
-	inter := scaCert(t, intT, root, &intKey.PublicKey, rootKey)
-	return scaHierarchy{rootKey: rootKey, intKey: intKey, root: root, inter: inter}
-}
-
-func scaCert(t *testing.T, tmpl, parent *x509.Certificate, pub crypto.PublicKey, key crypto.Signer) *x509.Certificate {
-	t.Helper()
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-func scaPEM(c *x509.Certificate) []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
-}
-
-// scaProvisionerKey is a JWK provisioner's key pair: the private JWK for serve, the public JWK for
-// ca.json (kid: the RFC 7638 thumbprint, as step-ca's tooling makes it).
-func scaProvisionerKey(t *testing.T) (private []byte, public json.RawMessage) {
-	t.Helper()
-	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tp, err := (&jose.JSONWebKey{Key: &k.PublicKey}).Thumbprint(crypto.SHA256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kid := base64.RawURLEncoding.EncodeToString(tp)
-	if private, err = (&jose.JSONWebKey{Key: k, KeyID: kid, Algorithm: "ES256", Use: "sig"}).MarshalJSON(); err != nil {
-		t.Fatal(err)
-	}
-	if public, err = (&jose.JSONWebKey{Key: &k.PublicKey, KeyID: kid, Algorithm: "ES256", Use: "sig"}).MarshalJSON(); err != nil {
-		t.Fatal(err)
-	}
-	return private, public
-}
-
-func stepCABinary(t *testing.T) string {
-	t.Helper()
-	if p, err := exec.LookPath("step-ca"); err == nil {
-		return p
-	}
-	gopath := os.Getenv("GOPATH")
-	if gopath == "" {
-		if home, err := os.UserHomeDir(); err == nil {
-			gopath = filepath.Join(home, "go")
-		}
-	}
-	if p := filepath.Join(gopath, "bin", "step-ca"); fileExists(p) {
-		return p
-	}
-	// .ci/run installs it, so under SAMPLERO_REQUIRE_SERVICES a missing binary is a failure.
-	const install = "CGO_ENABLED=0 go install github.com/smallstep/certificates/cmd/step-ca@v0.30.2"
-	if os.Getenv("SAMPLERO_REQUIRE_SERVICES") != "" {
-		t.Fatalf("step-ca is not installed (%s)", install)
-	}
-	t.Skipf("step-ca is not installed (%s); see docs/stepca.md", install)
-	return ""
-}
-
-func fileExists(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && !st.IsDir()
-}
-
-// startStepCA writes h, a JWK provisioner with the device template and a hand-written ca.json into
-// dir, starts step-ca on a free loopback port and waits for /health. It returns step-ca's URL
-// and the provisioner's private JWK.
-func startStepCA(t *testing.T, dir string, h scaHierarchy) (url string, provKey []byte) {
-	t.Helper()
-	bin := stepCABinary(t)
-	intKeyDER, err := x509.MarshalECPrivateKey(h.intKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	write := func(name string, data []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	junk := filepath.Join(dir, "junk.pem")
-	if err := os.WriteFile(junk, []byte("not a certificate"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	priv, pub := scaProvisionerKey(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	cfg := map[string]any{
-		"root":     write("root_ca.crt", scaPEM(h.root)),
-		"crt":      write("intermediate_ca.crt", scaPEM(h.inter)),
-		"key":      write("intermediate_ca.key", pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: intKeyDER})),
-		"address":  addr,
-		"dnsNames": []string{"127.0.0.1"},
-		"logger":   map[string]any{"format": "text"},
-		"authority": map[string]any{
-			"backdate": "5m",
-			"provisioners": []any{map[string]any{
-				"type": "JWK",
-				"name": "samplero",
-				"key":  pub,
-				"claims": map[string]any{
-					"minTLSCertDuration":     "5m",
-					"maxTLSCertDuration":     "17520h",
-					"defaultTLSCertDuration": "8760h",
-				},
-				"options": map[string]any{"x509": map[string]any{"templateFile": write("samplero-device.tpl", []byte(stepca.DeviceTemplate))}},
-			}},
-		},
-		"tls": map[string]any{"minVersion": 1.2, "maxVersion": 1.3},
-	}
-	raw, err := json.MarshalIndent(cfg, "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	cmd := exec.Command(bin, write("ca.json", raw))
-	cmd.Env = append(os.Environ(), "STEPPATH="+dir, "HOME="+dir)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-done
-		if t.Failed() {
-			t.Logf("step-ca output:\n%s", out.String())
-		}
-	})
-	pool := x509.NewCertPool()
-	pool.AddCert(h.root)
-	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
-	defer tr.CloseIdleConnections()
-	hc := &http.Client{Timeout: 2 * time.Second, Transport: tr}
-	url = "https://" + addr
-	// Polling a real process's startup: there is no clock to fake here.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := hc.Get(url + "/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return url, priv
-			}
-		}
-		select {
-		case <-done:
-			t.Fatalf("step-ca exited:\n%s", out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("step-ca did not answer /health in 30 s: %v\n%s", err, out.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
 
 // stepCAServeConfig is dev's settings on SQLite in dir/serve, run as serve with the stepca backend.
 func stepCAServeConfig(t *testing.T, dir string, b config.CABackend) config.Config {
@@ -257,14 +57,12 @@ func stepCAServeConfig(t *testing.T, dir string, b config.CABackend) config.Conf
 // revocation lists and rollouts, which need the server's own PKI, say they are not available.
 func TestServeWithStepCA(t *testing.T) {
 	dir := t.TempDir()
-	h := scaNewHierarchy(t)
-	if err := os.Mkdir(filepath.Join(dir, "step"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	url, provKey := startStepCA(t, filepath.Join(dir, "step"), h)
+	h := stepcatest.NewHierarchy(t, 5*365*24*time.Hour)
+	ca := stepcatest.Start(t, filepath.Join(dir, "step"), h)
+	url, provKey := ca.URL, ca.Prov
 	rootFile := filepath.Join(dir, "step-root.pem")
 	keyFile := filepath.Join(dir, "provisioner.json")
-	if err := os.WriteFile(rootFile, scaPEM(h.root), 0o600); err != nil {
+	if err := os.WriteFile(rootFile, stepcatest.PEM(h.Root), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(keyFile, provKey, 0o600); err != nil {
@@ -326,10 +124,10 @@ func TestServeWithStepCA(t *testing.T) {
 		t.Fatal(err)
 	}
 	roots, inters := x509.NewCertPool(), x509.NewCertPool()
-	roots.AddCert(h.root)
-	inters.AddCert(h.inter)
+	roots.AddCert(h.Root)
+	inters.AddCert(h.Inter)
 	chains, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inters, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
-	if err != nil || len(chains[0]) != 3 || !chains[0][1].Equal(h.inter) {
+	if err != nil || len(chains[0]) != 3 || !chains[0][1].Equal(h.Inter) {
 		t.Fatalf("the device certificate does not chain to step-ca's intermediate: %v", err)
 	}
 	// The device profile (PROTOCOL.md section 7), made by step-ca's template.
@@ -345,7 +143,7 @@ func TestServeWithStepCA(t *testing.T) {
 	if d := leaf.NotAfter.Sub(issuedAt.Add(365 * 24 * time.Hour)); d < -10*time.Second || d > 10*time.Second {
 		t.Fatalf("notAfter %s, want about a year from %s", leaf.NotAfter, issuedAt)
 	}
-	if want := string(scaPEM(h.inter)) + string(scaPEM(h.root)); res.Grant.CAChainPEM != want {
+	if want := string(stepcatest.PEM(h.Inter)) + string(stepcatest.PEM(h.Root)); res.Grant.CAChainPEM != want {
 		t.Fatalf("ca_chain of the grant is not step-ca's intermediate and root:\n%s", res.Grant.CAChainPEM)
 	}
 
@@ -396,11 +194,11 @@ func TestServeWithStepCA(t *testing.T) {
 	// intermediate) is refused: the listener's pool is step-ca's intermediate alone.
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	now := time.Now()
-	bypass := deviceCert(t, h.root, h.rootKey, k, 99, now.Add(-time.Hour), now.Add(time.Hour), x509.ExtKeyUsageClientAuth)
+	bypass := deviceCert(t, h.Root, h.RootKey, k, 99, now.Add(-time.Hour), now.Add(time.Hour), x509.ExtKeyUsageClientAuth)
 	if _, _, err := get(bypass, "/v1/keys"); err == nil {
 		t.Fatal("a device certificate signed by the root itself was accepted")
 	}
-	expired := deviceCert(t, h.inter, h.intKey, k, 98, now.Add(-48*time.Hour), now.Add(-24*time.Hour), x509.ExtKeyUsageClientAuth)
+	expired := deviceCert(t, h.Inter, h.IntKey, k, 98, now.Add(-48*time.Hour), now.Add(-24*time.Hour), x509.ExtKeyUsageClientAuth)
 	if _, _, err := get(expired, "/v1/keys"); err == nil {
 		t.Fatal("an expired certificate of step-ca's intermediate was accepted")
 	}
@@ -431,16 +229,16 @@ func TestServeWithStepCA(t *testing.T) {
 // and dev refuses the stepca backend as it refuses remote.
 func TestStepCABackendRefusals(t *testing.T) {
 	dir := t.TempDir()
-	h := scaNewHierarchy(t)
+	h := stepcatest.NewHierarchy(t, 5*365*24*time.Hour)
 	rootFile := filepath.Join(dir, "root.pem")
-	if err := os.WriteFile(rootFile, scaPEM(h.root), 0o600); err != nil {
+	if err := os.WriteFile(rootFile, stepcatest.PEM(h.Root), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	junk := filepath.Join(dir, "junk.pem")
 	if err := os.WriteFile(junk, []byte("not a certificate"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	priv, pub := scaProvisionerKey(t)
+	priv, pub, _ := stepcatest.ProvisionerKey(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
